@@ -1,0 +1,42 @@
+-- Deploy autodoctor:settings to pg
+-- requires: appschema
+
+BEGIN;
+
+CREATE TABLE autodoctor.settings (
+    id boolean PRIMARY KEY DEFAULT true CHECK (id),
+    request_ttl interval NOT NULL DEFAULT interval '24 hours'
+        CHECK (request_ttl > interval '0'),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE autodoctor.settings IS
+    'The one row of package settings (request_ttl: how long a request stays pending).';
+
+INSERT INTO autodoctor.settings DEFAULT VALUES;
+
+ALTER TABLE autodoctor.settings ENABLE ROW LEVEL SECURITY;
+GRANT SELECT ON autodoctor.settings TO service_role;
+
+CREATE POLICY settings_select_service ON autodoctor.settings
+    FOR SELECT TO service_role USING (true);
+COMMENT ON POLICY settings_select_service ON autodoctor.settings IS
+    'The service role reads the settings; nobody writes them but the owner.';
+
+-- _request_ttl: the configured request TTL.
+-- STABLE and owner-only; used for request expiry defaults.
+CREATE FUNCTION autodoctor._request_ttl()
+RETURNS interval
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = ''
+AS $$
+    SELECT coalesce((SELECT s.request_ttl FROM autodoctor.settings s WHERE s.id), interval '24 hours');
+$$;
+
+COMMENT ON FUNCTION autodoctor._request_ttl() IS
+    'Private: the request TTL from autodoctor.settings (24 hours when unset).';
+REVOKE ALL ON FUNCTION autodoctor._request_ttl() FROM PUBLIC;
+
+COMMIT;

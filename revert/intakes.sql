@@ -1,0 +1,7 @@
+-- Revert autodoctor:intakes from pg
+
+BEGIN;
+
+DROP TABLE autodoctor.intakes;
+
+COMMIT;

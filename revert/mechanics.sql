@@ -1,0 +1,7 @@
+-- Revert autodoctor:mechanics from pg
+
+BEGIN;
+
+DROP TABLE autodoctor.mechanics;
+
+COMMIT;

@@ -1,0 +1,13 @@
+-- Verify autodoctor:settings on pg
+
+BEGIN;
+
+SELECT id, request_ttl, updated_at FROM autodoctor.settings WHERE FALSE;
+
+DO $$
+BEGIN
+    ASSERT autodoctor._request_ttl() > interval '0', 'request TTL must be positive';
+END
+$$;
+
+ROLLBACK;
