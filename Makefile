@@ -1,0 +1,112 @@
+# autodoctor-db — every entry point. `make help` lists them.
+#
+# By default everything runs against this checkout's throwaway PostgreSQL 15 cluster
+# (scripts/db.sh). Set PGHOST (and PGPORT, PGUSER, PGPASSWORD, PGDATABASE as needed) to
+# target your own server instead: then no cluster is started and nothing is installed
+# into it but the package itself (sqitch deploy).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SUFFIXES:
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMPS  := .stamps
+PYTHON  ?= python3
+
+APT_PACKAGES := postgresql-15 postgresql-client-15 postgresql-15-pgtap sqitch \
+                libtap-parser-sourcehandler-pgtap-perl postgresql-15-postgis-3 \
+                postgresql-15-cron postgresql-15-plpgsql-check
+
+ifeq ($(strip $(PGHOST)),)
+  LOCAL_DB := 1
+  export PGHOST     := 127.0.0.1
+  export PGPORT     := $(shell scripts/db.sh port)
+  export PGUSER     := postgres
+  export PGDATABASE := autodoctor
+endif
+export PGDATABASE ?= autodoctor
+export PGUSER ?= $(shell id -un)
+export PGPORT ?= 5432
+
+.PHONY: help deps db-start db-stop db-status db-wipe deploy revert redeploy psql \
+        test pgtap pytest lint demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# --- set-up: idempotent, fast when already done -------------------------------------
+
+$(STAMPS):
+	@mkdir -p $@
+
+$(STAMPS)/apt: | $(STAMPS)
+	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then :; else \
+	    echo "deps: installing Debian packages: $(APT_PACKAGES)"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+	@touch $@
+
+$(STAMPS)/venv: pyproject.toml | $(STAMPS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "deps: installing the Python package and its dev tools into $(VENV)"
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+deps: $(STAMPS)/apt $(STAMPS)/venv ## install Debian packages and the virtualenv (once)
+
+db-start: $(STAMPS)/apt ## start the throwaway cluster (no-op with your own PGHOST)
+ifdef LOCAL_DB
+	@scripts/db.sh start
+endif
+
+db-stop: ## stop the throwaway cluster
+	@scripts/db.sh stop
+
+db-status: ## is the throwaway cluster running?
+	@scripts/db.sh status
+
+db-wipe: ## stop the throwaway cluster and delete its data
+	@scripts/db.sh wipe
+
+deploy: db-start ## sqitch deploy --verify into $PGDATABASE
+	@sqitch deploy --verify db:pg: | grep -v '^  [+] .* ok$$' || true
+	@test "$$(sqitch status db:pg: 2>/dev/null | grep -c 'Nothing to deploy')" = 1 \
+	    || { echo "deploy: sqitch deploy failed" >&2; sqitch status db:pg: >&2; exit 1; }
+ifdef LOCAL_DB
+	@psql -X -q -v ON_ERROR_STOP=1 -c "GRANT anon, authenticated, service_role TO authenticator" >/dev/null
+endif
+
+revert: db-start ## sqitch revert (everything the package deployed)
+	@sqitch revert -y db:pg:
+
+redeploy: revert deploy ## revert then deploy again
+
+psql: db-start ## an interactive shell on the database (pgcli when installed)
+	@if command -v pgcli >/dev/null; then pgcli; else psql; fi
+
+# --- tests -----------------------------------------------------------------------------
+
+test: deploy $(STAMPS)/venv ## every test: pgTAP, pytest, lint
+	@$(MAKE) --no-print-directory pgtap pytest lint
+
+pgtap: deploy ## the pgTAP suite (pg_prove)
+	@pg_prove --failures --ext .sql -r tests/pgtap
+
+pytest: deploy $(STAMPS)/venv ## the pytest suite
+	@$(PY) -m pytest tests/python
+
+lint: $(STAMPS)/venv ## ruff and mypy --strict
+	@$(VENV)/bin/ruff check python tests
+	@$(VENV)/bin/ruff format --check python tests
+	@$(VENV)/bin/mypy --strict python/autodoctor_db
+
+# --- the main job ------------------------------------------------------------------------
+
+demo: deploy $(STAMPS)/venv ## a scripted scenario: three mechanics race for one request
+	@$(VENV)/bin/autodoctor-db demo
+
+clean: ## remove the virtualenv and stamps (not the cluster: see db-wipe)
+	rm -rf $(VENV) $(STAMPS) .pytest_cache .mypy_cache .ruff_cache

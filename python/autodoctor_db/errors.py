@@ -1,0 +1,156 @@
+"""Exceptions raised by the driver: one per contract failure.
+
+Every error raised by an ``autodoctor`` SQL function carries a SQLSTATE (the contract's:
+``42501``, ``PT404``, ``PT409`` or class ``22``) and a stable, machine-readable reason in
+its DETAIL (``request_not_pending``, ``capacity_reached``...). :func:`from_psycopg` maps
+the pair to the most specific class below; the original psycopg error is kept as
+``__cause__``. The human MESSAGE is never parsed.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+
+class AutodoctorError(Exception):
+    """An autodoctor-db operation failed."""
+
+    #: SQLSTATE of the underlying PostgreSQL error, when there was one.
+    sqlstate: str | None
+    #: The stable snake_case reason from the error's DETAIL (``None`` for PostgreSQL's
+    #: own errors, such as a malformed uuid).
+    reason: str | None
+    #: What the caller can do about it, when the server said.
+    hint: str | None
+    #: The human-readable message.
+    message: str
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        sqlstate: str | None = None,
+        reason: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message or (self.__doc__ or "autodoctor-db error").strip()
+        self.sqlstate = sqlstate
+        self.reason = reason
+        self.hint = hint
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.reason:
+            parts.append(f"[{self.reason}]")
+        if self.hint:
+            parts.append(f"(hint: {self.hint})")
+        return " ".join(parts)
+
+
+class NotAuthenticated(AutodoctorError):
+    """There is no calling user (42501, not_authenticated)."""
+
+
+class Forbidden(AutodoctorError):
+    """The caller may not do this (42501)."""
+
+
+class NotMechanic(Forbidden):
+    """Only an active mechanic may do this (42501, not_mechanic)."""
+
+
+class NotQualified(Forbidden):
+    """The mechanic's expertise does not cover this session type (42501, not_qualified)."""
+
+
+class OutOfServiceArea(Forbidden):
+    """The request lies outside the mechanic's service radius (42501, out_of_service_area)."""
+
+
+class NotFound(AutodoctorError):
+    """No such request or session, or not one the caller may see (PT404)."""
+
+
+class Conflict(AutodoctorError):
+    """The row is not in a state that allows this (PT409)."""
+
+
+class RequestNotPending(Conflict):
+    """The request is no longer pending: accepted, cancelled or lost to another mechanic."""
+
+
+class RequestExpired(Conflict):
+    """The request is past its expiry time (PT409, request_expired)."""
+
+
+class CapacityReached(Conflict):
+    """The mechanic already has as many active sessions as allowed (PT409, capacity_reached)."""
+
+
+class InvalidTransition(Conflict):
+    """The session state machine forbids this move (PT409, invalid_transition)."""
+
+
+class InvalidInput(AutodoctorError):
+    """Bad input: unknown plan, text too long, bad coordinates, malformed value (class 22)."""
+
+
+class ReadOnly(AutodoctorError):
+    """A write was sent to a read-only server, such as a hot standby (25006)."""
+
+
+class DatabaseError(AutodoctorError):
+    """An unexpected database failure (not part of the contract)."""
+
+
+#: (SQLSTATE, reason) -> class; the most specific match wins.
+_BY_REASON: dict[tuple[str, str], type[AutodoctorError]] = {
+    ("42501", "not_authenticated"): NotAuthenticated,
+    ("42501", "not_mechanic"): NotMechanic,
+    ("42501", "not_qualified"): NotQualified,
+    ("42501", "out_of_service_area"): OutOfServiceArea,
+    ("PT409", "request_not_pending"): RequestNotPending,
+    ("PT409", "request_expired"): RequestExpired,
+    ("PT409", "capacity_reached"): CapacityReached,
+    ("PT409", "invalid_transition"): InvalidTransition,
+}
+
+_BY_SQLSTATE: dict[str, type[AutodoctorError]] = {
+    "42501": Forbidden,
+    "PT404": NotFound,
+    "PT409": Conflict,
+    "25006": ReadOnly,
+}
+
+
+def error_class(sqlstate: str | None, reason: str | None) -> type[AutodoctorError]:
+    """The exception class for a (SQLSTATE, reason) pair."""
+    if sqlstate is None:
+        return DatabaseError
+    if reason is not None and (sqlstate, reason) in _BY_REASON:
+        return _BY_REASON[(sqlstate, reason)]
+    if sqlstate in _BY_SQLSTATE:
+        return _BY_SQLSTATE[sqlstate]
+    if sqlstate.startswith("22"):
+        return InvalidInput
+    return DatabaseError
+
+
+def from_psycopg(exc: psycopg.Error) -> AutodoctorError:
+    """Translate a psycopg error into the driver's exception (raise it ``from exc``)."""
+    diag = exc.diag
+    sqlstate = exc.sqlstate
+    reason = diag.message_detail if sqlstate in ("42501", "PT404", "PT409") or (
+        sqlstate or ""
+    ).startswith("22") else None
+    # Only the package's own errors put a snake_case token in DETAIL.
+    if reason is not None and not reason.replace("_", "").isalnum():
+        reason = None
+    cls = error_class(sqlstate, reason)
+    return cls(
+        diag.message_primary or str(exc),
+        sqlstate=sqlstate,
+        reason=reason,
+        hint=diag.message_hint,
+    )

@@ -1,0 +1,171 @@
+"""Typed rows returned by the driver: frozen, slotted dataclasses with Python enums."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+
+class SessionType(str, enum.Enum):
+    """Kind of session a customer asks for."""
+
+    CHAT = "chat"
+    VIDEO = "video"
+    DIAGNOSTIC = "diagnostic"
+
+
+class SessionStatus(str, enum.Enum):
+    """Session state (the state machine's states)."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    WAITING = "waiting"
+    LIVE = "live"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class RequestStatus(str, enum.Enum):
+    """Session-request state."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+def _enum(cls: Any, value: Any) -> Any:
+    return None if value is None or isinstance(value, cls) else cls(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """A row of ``autodoctor.session_requests`` (location as latitude/longitude)."""
+
+    id: UUID
+    created_at: datetime
+    updated_at: datetime
+    customer_id: UUID
+    mechanic_id: UUID | None
+    session_type: SessionType
+    plan_code: str
+    status: RequestStatus
+    customer_name: str | None
+    customer_email: str | None
+    notes: str | None
+    accepted_at: datetime | None
+    notification_sent_at: datetime | None
+    metadata: dict[str, Any]
+    intake_id: UUID | None
+    expires_at: datetime
+    session_id: UUID | None
+    idempotency_key: str | None
+    latitude: float | None
+    longitude: float | None
+    cancelled_at: datetime | None
+    expired_at: datetime | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "session_type", _enum(SessionType, self.session_type))
+        object.__setattr__(self, "status", _enum(RequestStatus, self.status))
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A row of ``autodoctor.sessions``."""
+
+    id: UUID
+    created_at: datetime
+    updated_at: datetime
+    mechanic_id: UUID | None
+    customer_user_id: UUID | None
+    customer_email: str | None
+    plan: str
+    type: SessionType
+    status: SessionStatus
+    stripe_session_id: str | None
+    intake_id: UUID | None
+    scheduled_start: datetime | None
+    scheduled_end: datetime | None
+    scheduled_for: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_minutes: int | None
+    metadata: dict[str, Any]
+    request_id: UUID | None
+    cancel_reason: str | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "type", _enum(SessionType, self.type))
+        object.__setattr__(self, "status", _enum(SessionStatus, self.status))
+
+
+@dataclass(frozen=True, slots=True)
+class Mechanic:
+    """A row of ``autodoctor.mechanics`` (location as latitude/longitude)."""
+
+    user_id: UUID
+    active: bool
+    online: bool
+    expertise: tuple[SessionType, ...]
+    latitude: float | None
+    longitude: float | None
+    service_radius_km: Decimal
+    max_concurrent_sessions: int
+    created_at: datetime
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "expertise", tuple(SessionType(t) for t in _pg_array(self.expertise))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingRequest:
+    """A row of the ``autodoctor.incoming_requests`` dashboard view."""
+
+    id: UUID
+    created_at: datetime
+    expires_at: datetime
+    session_type: SessionType
+    plan_code: str
+    customer_name: str | None
+    notes: str | None
+    intake_id: UUID | None
+    distance_km: Decimal | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "session_type", _enum(SessionType, self.session_type))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of ``autodoctor.session_events`` (or a NOTIFY payload of one)."""
+
+    id: int
+    event: str
+    at: datetime | None = None
+    request_id: UUID | None = None
+    session_id: UUID | None = None
+    session_type: SessionType | None = None
+    plan_code: str | None = None
+    actor_id: UUID | None = None
+    from_status: str | None = None
+    to_status: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "session_type", _enum(SessionType, self.session_type))
+
+
+def _pg_array(value: Any) -> list[str]:
+    """An enum array arrives as a list, or as its text form when the type is unknown."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    text = str(value).strip("{}")
+    return [v for v in text.split(",") if v]

@@ -1,0 +1,113 @@
+"""The SQL the driver sends: one literal query per contract function.
+
+Each query calls one ``autodoctor`` function and reads its row back with the columns
+the dataclasses in :mod:`autodoctor_db.models` expect (locations as plain numbers).
+Parameters are always passed apart from the query text.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+REQUEST_COLUMNS: Final = """
+    r.id, r.created_at, r.updated_at, r.customer_id, r.mechanic_id,
+    r.session_type::text AS session_type, r.plan_code, r.status::text AS status,
+    r.customer_name, r.customer_email, r.notes, r.accepted_at, r.notification_sent_at,
+    r.metadata, r.intake_id, r.expires_at, r.session_id, r.idempotency_key,
+    extensions.st_y(r.location::extensions.geometry) AS latitude,
+    extensions.st_x(r.location::extensions.geometry) AS longitude,
+    r.cancelled_at, r.expired_at
+"""
+
+SESSION_COLUMNS: Final = """
+    s.id, s.created_at, s.updated_at, s.mechanic_id, s.customer_user_id, s.customer_email,
+    s.plan, s.type::text AS type, s.status::text AS status, s.stripe_session_id,
+    s.intake_id, s.scheduled_start, s.scheduled_end, s.scheduled_for, s.started_at,
+    s.ended_at, s.duration_minutes, s.metadata, s.request_id, s.cancel_reason
+"""
+
+MECHANIC_COLUMNS: Final = """
+    m.user_id, m.active, m.online, m.expertise::text[] AS expertise,
+    extensions.st_y(m.location::extensions.geometry) AS latitude,
+    extensions.st_x(m.location::extensions.geometry) AS longitude,
+    m.service_radius_km, m.max_concurrent_sessions, m.created_at, m.updated_at
+"""
+
+#: Acts as a user for the rest of the transaction, exactly as PostgREST does.
+SET_CALLER: Final = """
+SELECT set_config('role', %(role)s, true),
+       set_config('request.jwt.claims', %(claims)s, true)
+"""
+
+CREATE_SESSION_REQUEST: Final = (
+    "SELECT" + REQUEST_COLUMNS + """
+  FROM autodoctor.create_session_request(
+           session_type => %(session_type)s::autodoctor.session_type,
+           plan_code => %(plan_code)s,
+           notes => %(notes)s,
+           idempotency_key => %(idempotency_key)s) AS r
+"""
+)
+
+CANCEL_SESSION_REQUEST: Final = (
+    "SELECT" + REQUEST_COLUMNS + """
+  FROM autodoctor.cancel_session_request(request_id => %(request_id)s::uuid) AS r
+"""
+)
+
+ACCEPT_SESSION_REQUEST: Final = (
+    "SELECT" + SESSION_COLUMNS + """
+  FROM autodoctor.accept_session_request(request_id => %(request_id)s::uuid) AS s
+"""
+)
+
+REGISTER_MECHANIC: Final = (
+    "SELECT" + MECHANIC_COLUMNS + """
+  FROM autodoctor.register_mechanic(
+           user_id => %(user_id)s::uuid,
+           expertise => %(expertise)s::autodoctor.session_type[],
+           latitude => %(latitude)s::double precision,
+           longitude => %(longitude)s::double precision,
+           service_radius_km => %(service_radius_km)s::numeric,
+           max_concurrent_sessions => %(max_concurrent_sessions)s::integer) AS m
+"""
+)
+
+SET_MECHANIC_AVAILABILITY: Final = (
+    "SELECT" + MECHANIC_COLUMNS + """
+  FROM autodoctor.set_mechanic_availability(
+           online => %(online)s::boolean,
+           latitude => %(latitude)s::double precision,
+           longitude => %(longitude)s::double precision) AS m
+"""
+)
+
+INCOMING_REQUESTS: Final = """
+SELECT id, created_at, expires_at, session_type::text AS session_type, plan_code,
+       customer_name, notes, intake_id, distance_km
+  FROM autodoctor.incoming_requests
+ LIMIT %(limit)s
+"""
+
+GET_SESSION_REQUEST: Final = (
+    "SELECT" + REQUEST_COLUMNS + """
+  FROM autodoctor.session_requests AS r
+ WHERE r.id = %(request_id)s::uuid
+"""
+)
+
+GET_SESSION: Final = (
+    "SELECT" + SESSION_COLUMNS + """
+  FROM autodoctor.sessions AS s
+ WHERE s.id = %(session_id)s::uuid
+"""
+)
+
+EVENTS_AFTER: Final = """
+SELECT id, event, at, request_id, session_id, session_type::text AS session_type,
+       plan_code, actor_id, from_status, to_status, detail
+  FROM autodoctor.session_events
+ WHERE id > %(after)s
+ ORDER BY id
+ LIMIT %(limit)s
+"""
