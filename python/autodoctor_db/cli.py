@@ -18,7 +18,9 @@ from . import demo
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``autodoctor-db`` console script."""
     parser = argparse.ArgumentParser(prog="autodoctor-db", description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default="", help="libpq connection string (default: PG* variables)")
+    parser.add_argument(
+        "--dsn", default="", help="libpq connection string (default: PG* variables)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="run the scripted race scenario against the database")
     args = parser.parse_args(argv)

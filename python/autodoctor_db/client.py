@@ -71,7 +71,7 @@ class Caller:
 
     def _one(self, query: str, params: dict[str, Any], row: type[T]) -> T:
         with self._conn.cursor(row_factory=class_row(row)) as cur:
-            cur.execute(query, params)  # type: ignore[call-overload]
+            cur.execute(query, params)
             result = cur.fetchone()
         if result is None:  # pragma: no cover - every contract function returns a row
             raise AutodoctorError("the function returned no row")
@@ -79,7 +79,7 @@ class Caller:
 
     def _all(self, query: str, params: dict[str, Any], row: type[T]) -> list[T]:
         with self._conn.cursor(row_factory=class_row(row)) as cur:
-            cur.execute(query, params)  # type: ignore[call-overload]
+            cur.execute(query, params)
             return cur.fetchall()
 
     # --- customer ------------------------------------------------------------------------
@@ -176,7 +176,9 @@ class Caller:
     @maps_errors
     def get_session_request(self, request_id: UUID | str) -> SessionRequest | None:
         """A request the caller may see, else ``None``."""
-        rows = self._all(queries.GET_SESSION_REQUEST, {"request_id": str(request_id)}, SessionRequest)
+        rows = self._all(
+            queries.GET_SESSION_REQUEST, {"request_id": str(request_id)}, SessionRequest
+        )
         return rows[0] if rows else None
 
     @maps_errors
@@ -208,8 +210,17 @@ def event_from_payload(payload: str) -> Event:
 class Database:
     """A pool of connections to a database where autodoctor-db is deployed."""
 
-    def __init__(self, pool: ConnectionPool[Any], *, owns_pool: bool = False) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        *,
+        listen_dsn: str | None = None,
+        owns_pool: bool = False,
+    ) -> None:
         self.pool = pool
+        conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
+        #: Where LISTEN connects: a direct server address, never a transaction pooler.
+        self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
         self._owns_pool = owns_pool
 
     @contextmanager
@@ -241,8 +252,7 @@ class Database:
         Runs on its own autocommit connection (never a pooled one). Polls ``stop`` every
         ``timeout`` seconds and returns once it says so.
         """
-        conninfo = self.pool.conninfo
-        with psycopg.Connection.connect(conninfo, autocommit=True) as conn:
+        with psycopg.Connection.connect(self.listen_dsn, autocommit=True) as conn:
             conn.execute("LISTEN autodoctor")
             while stop is None or not stop():
                 for note in conn.notifies(timeout=timeout):

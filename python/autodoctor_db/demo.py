@@ -48,8 +48,10 @@ def run(dsn: str = "", *, out: Callable[[str], None] = print) -> dict[str, Any]:
         listening.set()
         for ev in gen:
             seen.append(ev)
-            out(f"  [broadcast] #{ev.id} {ev.event:<18} request={ev.request_id} "
-                f"session={ev.session_id} type={ev.session_type.value if ev.session_type else None}")
+            out(
+                f"  [broadcast] #{ev.id} {ev.event:<18} request={ev.request_id} "
+                f"session={ev.session_id} type={ev.session_type.value if ev.session_type else None}"
+            )
 
     thread = threading.Thread(target=listener, name="listener", daemon=True)
     thread.start()
@@ -106,14 +108,20 @@ def run(dsn: str = "", *, out: Callable[[str], None] = print) -> dict[str, Any]:
 
     with db.as_user(customer) as u:
         final_req = u.get_session_request(req.id)
-        final_session = u.get_session(final_req.session_id) if final_req and final_req.session_id else None
+        final_session = (
+            u.get_session(final_req.session_id) if final_req and final_req.session_id else None
+        )
     out("5. Final state")
     if final_req is not None:
-        out(f"   request {final_req.id}: {final_req.status.value}, mechanic {final_req.mechanic_id},"
-            f" session {final_req.session_id}")
+        out(
+            f"   request {final_req.id}: {final_req.status.value},"
+            f" mechanic {final_req.mechanic_id}, session {final_req.session_id}"
+        )
     if final_session is not None:
-        out(f"   session {final_session.id}: {final_session.status.value}, mechanic"
-            f" {final_session.mechanic_id}, request {final_session.request_id}")
+        out(
+            f"   session {final_session.id}: {final_session.status.value}, mechanic"
+            f" {final_session.mechanic_id}, request {final_session.request_id}"
+        )
     db.close()
     return {
         "request": final_req,

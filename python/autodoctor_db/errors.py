@@ -141,9 +141,11 @@ def from_psycopg(exc: psycopg.Error) -> AutodoctorError:
     """Translate a psycopg error into the driver's exception (raise it ``from exc``)."""
     diag = exc.diag
     sqlstate = exc.sqlstate
-    reason = diag.message_detail if sqlstate in ("42501", "PT404", "PT409") or (
-        sqlstate or ""
-    ).startswith("22") else None
+    reason = (
+        diag.message_detail
+        if sqlstate in ("42501", "PT404", "PT409") or (sqlstate or "").startswith("22")
+        else None
+    )
     # Only the package's own errors put a snake_case token in DETAIL.
     if reason is not None and not reason.replace("_", "").isalnum():
         reason = None

@@ -40,7 +40,9 @@ SELECT set_config('role', %(role)s, true),
 """
 
 CREATE_SESSION_REQUEST: Final = (
-    "SELECT" + REQUEST_COLUMNS + """
+    "SELECT"
+    + REQUEST_COLUMNS
+    + """
   FROM autodoctor.create_session_request(
            session_type => %(session_type)s::autodoctor.session_type,
            plan_code => %(plan_code)s,
@@ -50,19 +52,25 @@ CREATE_SESSION_REQUEST: Final = (
 )
 
 CANCEL_SESSION_REQUEST: Final = (
-    "SELECT" + REQUEST_COLUMNS + """
+    "SELECT"
+    + REQUEST_COLUMNS
+    + """
   FROM autodoctor.cancel_session_request(request_id => %(request_id)s::uuid) AS r
 """
 )
 
 ACCEPT_SESSION_REQUEST: Final = (
-    "SELECT" + SESSION_COLUMNS + """
+    "SELECT"
+    + SESSION_COLUMNS
+    + """
   FROM autodoctor.accept_session_request(request_id => %(request_id)s::uuid) AS s
 """
 )
 
 REGISTER_MECHANIC: Final = (
-    "SELECT" + MECHANIC_COLUMNS + """
+    "SELECT"
+    + MECHANIC_COLUMNS
+    + """
   FROM autodoctor.register_mechanic(
            user_id => %(user_id)s::uuid,
            expertise => %(expertise)s::autodoctor.session_type[],
@@ -74,7 +82,9 @@ REGISTER_MECHANIC: Final = (
 )
 
 SET_MECHANIC_AVAILABILITY: Final = (
-    "SELECT" + MECHANIC_COLUMNS + """
+    "SELECT"
+    + MECHANIC_COLUMNS
+    + """
   FROM autodoctor.set_mechanic_availability(
            online => %(online)s::boolean,
            latitude => %(latitude)s::double precision,
@@ -90,14 +100,18 @@ SELECT id, created_at, expires_at, session_type::text AS session_type, plan_code
 """
 
 GET_SESSION_REQUEST: Final = (
-    "SELECT" + REQUEST_COLUMNS + """
+    "SELECT"
+    + REQUEST_COLUMNS
+    + """
   FROM autodoctor.session_requests AS r
  WHERE r.id = %(request_id)s::uuid
 """
 )
 
 GET_SESSION: Final = (
-    "SELECT" + SESSION_COLUMNS + """
+    "SELECT"
+    + SESSION_COLUMNS
+    + """
   FROM autodoctor.sessions AS s
  WHERE s.id = %(session_id)s::uuid
 """

@@ -1,0 +1,130 @@
+"""Shared fixtures: every test gets a fresh clone of a template database where the
+package was deployed once per run by sqitch (pytest-postgresql, no-process mode, against
+the server the Makefile started or the one PG* variables name)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import autodoctor_db as ad
+import psycopg
+import pytest
+from pytest_postgresql import factories
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def deploy(
+    host: str, port: int, user: str, dbname: str, password: str | None = None, **_: Any
+) -> None:
+    """Deploy the sqitch project into the template database."""
+    auth = user if not password else f"{user}:{password}"
+    target = f"db:pg://{auth}@{host}:{port}/{dbname}"
+    proc = subprocess.run(
+        ["sqitch", "deploy", "--verify", target], cwd=ROOT, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"sqitch deploy failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+postgresql_noproc = factories.postgresql_noproc(
+    host=os.environ.get("PGHOST", "127.0.0.1"),
+    port=int(os.environ.get("PGPORT", "5432")),
+    user=os.environ.get("PGUSER", "postgres"),
+    password=os.environ.get("PGPASSWORD") or None,
+    dbname="autodoctor_pytest",
+    load=[deploy],
+)
+postgresql = factories.postgresql("postgresql_noproc")
+
+
+@pytest.fixture
+def dsn(postgresql: psycopg.Connection[Any]) -> str:
+    """libpq connection string of this test's own database (an administrator's)."""
+    info = postgresql.info
+    parts = [f"host={info.host}", f"port={info.port}", f"user={info.user}", f"dbname={info.dbname}"]
+    if info.password:
+        parts.append(f"password={info.password}")
+    return " ".join(parts)
+
+
+@pytest.fixture
+def admin(dsn: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit administrator connection to this test's database."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def db(dsn: str) -> Iterator[ad.Database]:
+    """The driver on this test's database, with room for the race tests' connections."""
+    database = ad.connect(dsn, min_size=1, max_size=40)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def make_user(admin: psycopg.Connection[Any]) -> Callable[..., uuid.UUID]:
+    """Create an auth user (as Supabase Auth's sign-up would); returns its id."""
+
+    def make(name: str = "Test User", email: str | None = None, **meta: Any) -> uuid.UUID:
+        row = admin.execute(
+            "INSERT INTO auth.users (email, raw_user_meta_data)"
+            " VALUES (%s, %s::jsonb || jsonb_build_object('full_name', %s::text)) RETURNING id",
+            (
+                email or f"{uuid.uuid4().hex[:12]}@example.test",
+                psycopg.types.json.Jsonb(meta),
+                name,
+            ),
+        ).fetchone()
+        assert row is not None
+        return uuid.UUID(str(row[0]))
+
+    return make
+
+
+@pytest.fixture
+def make_mechanic(db: ad.Database, make_user: Callable[..., uuid.UUID]) -> Callable[..., uuid.UUID]:
+    """Create a user and register them as a mechanic; returns the user id."""
+
+    def make(name: str = "Test Mechanic", **kwargs: Any) -> uuid.UUID:
+        uid = make_user(name)
+        with db.as_service() as svc:
+            svc.register_mechanic(uid, **kwargs)
+        return uid
+
+    return make
+
+
+INVARIANTS = {
+    "accepted request without exactly one session": """
+        SELECT r.id FROM autodoctor.session_requests r
+         WHERE r.status = 'accepted'
+           AND (SELECT count(*) FROM autodoctor.sessions s WHERE s.request_id = r.id) <> 1""",
+    "session pointing at a request that is not accepted": """
+        SELECT s.id FROM autodoctor.sessions s
+          JOIN autodoctor.session_requests r ON r.id = s.request_id
+         WHERE r.status <> 'accepted'""",
+    "waiting or live session born from a request without a mechanic": """
+        SELECT s.id FROM autodoctor.sessions s
+         WHERE s.status IN ('waiting', 'live') AND s.mechanic_id IS NULL
+           AND s.request_id IS NOT NULL""",
+}
+
+
+@pytest.fixture(autouse=True)
+def invariants_hold(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used a database: the data model's invariants hold."""
+    dsn_value = request.getfixturevalue("dsn") if "dsn" in request.fixturenames else None
+    yield
+    if dsn_value is None:
+        return
+    with psycopg.connect(dsn_value, autocommit=True) as conn:
+        for name, query in INVARIANTS.items():
+            bad = conn.execute(query).fetchall()
+            assert not bad, f"invariant violated: {name}: {bad}"
