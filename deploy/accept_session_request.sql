@@ -3,15 +3,18 @@
 -- requires: sessions
 -- requires: session_events
 -- requires: helpers
+-- requires: mechanic_load
+-- requires: session_fsm
 
 BEGIN;
 
 -- accept_session_request: a mechanic accepts a pending request; exactly one wins.
--- Locks the mechanic's row first (serialising that mechanic's accepts, so the capacity
--- count cannot be raced), then one guarded UPDATE moves the request pending -> accepted;
--- concurrent accepts of one request queue on its row lock and every loser re-checks the
--- guard and gets PT409. The session is created (or, for a converted legacy orphan,
--- assigned) in the same transaction, so "accepted iff one session" always holds.
+-- One guarded UPDATE moves the request pending -> accepted: concurrent accepts of one
+-- request queue on its row lock and every loser re-checks the guard and gets PT409. The
+-- session is created (or, for a converted legacy orphan, assigned) in the same
+-- transaction, so "accepted iff one session" always holds; the load trigger on sessions
+-- then takes the mechanic's row lock and refuses one session beyond their capacity.
+-- Lock order, shared by every function: request, then session, then mechanic.
 CREATE FUNCTION autodoctor.accept_session_request(
     request_id uuid
 )
@@ -28,13 +31,10 @@ DECLARE
     v_request autodoctor.session_requests;
     v_session autodoctor.sessions;
     v_new_session_id uuid := gen_random_uuid();
-    v_load integer;
-    v_from autodoctor.session_status;
 BEGIN
     SELECT * INTO v_mechanic
       FROM autodoctor.mechanics m
-     WHERE m.user_id = v_uid
-       FOR UPDATE;
+     WHERE m.user_id = v_uid;
     IF NOT FOUND OR NOT v_mechanic.active THEN
         RAISE EXCEPTION USING
             ERRCODE = '42501',
@@ -102,20 +102,6 @@ BEGIN
         END IF;
     END IF;
 
-    -- Capacity: counted under the mechanic's row lock, so concurrent accepts by the same
-    -- mechanic see each other's sessions. Raising here undoes the UPDATE above.
-    SELECT count(*) INTO v_load
-      FROM autodoctor.sessions s
-     WHERE s.mechanic_id = v_uid AND s.status IN ('scheduled', 'waiting', 'live');
-    IF v_load >= v_mechanic.max_concurrent_sessions THEN
-        RAISE EXCEPTION USING
-            ERRCODE = 'PT409',
-            MESSAGE = 'mechanic is at capacity',
-            DETAIL = 'capacity_reached',
-            HINT = format('Complete or cancel a session first (limit %s concurrent).',
-                          v_mechanic.max_concurrent_sessions);
-    END IF;
-
     IF v_request.session_id = v_new_session_id THEN
         INSERT INTO autodoctor.sessions
             (id, mechanic_id, customer_user_id, customer_email, plan, type, status,
@@ -126,7 +112,6 @@ BEGIN
              now(), now(), v_request.id,
              jsonb_build_object('request_id', v_request.id, 'source', 'request'))
         RETURNING * INTO v_session;
-        v_from := NULL;
     ELSE
         -- A converted legacy orphan: assign this mechanic to the customer's existing
         -- session (its id stays valid); a pending one starts waiting, a live one stays live.

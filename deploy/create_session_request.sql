@@ -2,6 +2,7 @@
 -- requires: session_requests
 -- requires: session_events
 -- requires: helpers
+-- requires: notification_outbox
 
 BEGIN;
 
@@ -87,6 +88,9 @@ BEGIN
 
     PERFORM autodoctor._log_event('new_request', v_request.id, NULL, v_uid, NULL, 'pending',
                                   v_request.session_type, v_request.plan_code);
+    IF autodoctor._queue_new_request_emails(v_request.id) > 0 THEN
+        v_request.notification_sent_at := now();
+    END IF;
     RETURN v_request;
 END
 $$;

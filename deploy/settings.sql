@@ -7,11 +7,16 @@ CREATE TABLE autodoctor.settings (
     id boolean PRIMARY KEY DEFAULT true CHECK (id),
     request_ttl interval NOT NULL DEFAULT interval '24 hours'
         CHECK (request_ttl > interval '0'),
+    -- At most this many online mechanics are e-mailed about one new request (nearest,
+    -- then least loaded, first), so one request never fans out to the whole fleet.
+    new_request_email_limit integer NOT NULL DEFAULT 50
+        CHECK (new_request_email_limit BETWEEN 0 AND 10000),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
 COMMENT ON TABLE autodoctor.settings IS
-    'The one row of package settings (request_ttl: how long a request stays pending).';
+    'The one row of package settings: request_ttl (how long a request stays pending), '
+    'new_request_email_limit (mechanics e-mailed per new request).';
 
 INSERT INTO autodoctor.settings DEFAULT VALUES;
 

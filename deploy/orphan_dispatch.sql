@@ -1,0 +1,121 @@
+-- Deploy autodoctor:orphan_dispatch to pg
+-- requires: sessions
+-- requires: session_requests
+-- requires: mechanic_load
+-- requires: session_fsm
+-- requires: session_events
+-- requires: notification_outbox
+
+BEGIN;
+
+-- _assign_orphan: gives an orphaned session (no mechanic, pending or live) its mechanic.
+-- A pending session starts waiting, a live one stays live. The pending request that a
+-- conversion created for it (caller has locked it) is accepted and linked, so "a request
+-- is accepted iff a session has it" holds. Returns NULL if the session is no longer an
+-- orphan. The load trigger refuses a mechanic beyond capacity (PT409 capacity_reached).
+CREATE FUNCTION autodoctor._assign_orphan(
+    session_id uuid,
+    mechanic_id uuid,
+    request_id uuid,
+    via text,
+    actor_id uuid
+)
+RETURNS autodoctor.sessions
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_session autodoctor.sessions;
+    v_from autodoctor.session_status;
+BEGIN
+    IF _assign_orphan.request_id IS NOT NULL THEN
+        UPDATE autodoctor.session_requests r
+           SET status = 'accepted', mechanic_id = _assign_orphan.mechanic_id,
+               accepted_at = now(), updated_at = now()
+         WHERE r.id = _assign_orphan.request_id AND r.status = 'pending';
+    END IF;
+    SELECT s.status INTO v_from FROM autodoctor.sessions s WHERE s.id = _assign_orphan.session_id;
+    UPDATE autodoctor.sessions s
+       SET mechanic_id = _assign_orphan.mechanic_id,
+           request_id = coalesce(s.request_id, _assign_orphan.request_id),
+           status = CASE WHEN s.status = 'pending' THEN 'waiting'::autodoctor.session_status
+                         ELSE s.status END,
+           updated_at = now()
+     WHERE s.id = _assign_orphan.session_id
+       AND s.mechanic_id IS NULL
+       AND s.status IN ('pending', 'live')
+    RETURNING * INTO v_session;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM autodoctor._log_event('session_assigned', _assign_orphan.request_id, v_session.id,
+                                  _assign_orphan.actor_id, v_from::text, v_session.status::text,
+                                  v_session.type, v_session.plan,
+                                  jsonb_build_object('via', _assign_orphan.via,
+                                                     'mechanic_id', _assign_orphan.mechanic_id));
+    RETURN v_session;
+END
+$$;
+
+COMMENT ON FUNCTION autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid) IS
+    'Private: assigns a mechanic to an orphaned session (pending -> waiting, live stays live), '
+    'accepting its converted request; NULL when it is no longer an orphan.';
+REVOKE ALL ON FUNCTION autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid) FROM PUBLIC;
+
+-- _pick_mechanic: the best available mechanic for a session, locked for the caller.
+-- Active, online, expertise covering the type, under capacity, not the customer; when the
+-- session is located, the nearest located mechanic whose radius covers it (KNN scan of
+-- the GiST index), else the least loaded one without a location restriction. Candidates
+-- are locked FOR UPDATE SKIP LOCKED: a mechanic busy in another transaction is passed
+-- over instead of waited for, so parallel dispatchers never block or deadlock.
+CREATE FUNCTION autodoctor._pick_mechanic(
+    session_type autodoctor.session_type,
+    location extensions.geography,
+    customer_id uuid
+)
+RETURNS uuid
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+DECLARE
+    v_pick uuid;
+BEGIN
+    IF _pick_mechanic.location IS NOT NULL THEN
+        SELECT m.user_id INTO v_pick
+          FROM autodoctor.mechanics m
+         WHERE m.active AND m.online
+           AND m.location IS NOT NULL
+           AND _pick_mechanic.session_type = ANY (m.expertise)
+           AND m.active_sessions < m.max_concurrent_sessions
+           AND m.user_id IS DISTINCT FROM _pick_mechanic.customer_id
+           AND extensions.st_dwithin(m.location, _pick_mechanic.location,
+                                     (m.service_radius_km * 1000)::double precision)
+         ORDER BY m.location OPERATOR(extensions.<->) _pick_mechanic.location, m.active_sessions
+         LIMIT 1
+           FOR UPDATE SKIP LOCKED;
+        IF v_pick IS NOT NULL THEN
+            RETURN v_pick;
+        END IF;
+    END IF;
+    SELECT m.user_id INTO v_pick
+      FROM autodoctor.mechanics m
+     WHERE m.active AND m.online
+       AND (_pick_mechanic.location IS NULL OR m.location IS NULL)
+       AND _pick_mechanic.session_type = ANY (m.expertise)
+       AND m.active_sessions < m.max_concurrent_sessions
+       AND m.user_id IS DISTINCT FROM _pick_mechanic.customer_id
+     ORDER BY m.active_sessions, m.user_id
+     LIMIT 1
+       FOR UPDATE SKIP LOCKED;
+    RETURN v_pick;
+END
+$$;
+
+COMMENT ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid) IS
+    'Private: locks and returns the best available mechanic (nearest, then least loaded), or NULL.';
+REVOKE ALL ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid) FROM PUBLIC;
+
+COMMIT;

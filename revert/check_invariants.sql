@@ -1,0 +1,7 @@
+-- Revert autodoctor:check_invariants from pg
+
+BEGIN;
+
+DROP FUNCTION autodoctor.check_invariants();
+
+COMMIT;

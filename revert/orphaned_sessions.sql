@@ -1,0 +1,7 @@
+-- Revert autodoctor:orphaned_sessions from pg
+
+BEGIN;
+
+DROP VIEW autodoctor.orphaned_sessions;
+
+COMMIT;
