@@ -97,7 +97,7 @@ $$;
 
 COMMENT ON FUNCTION autodoctor.create_session_request(autodoctor.session_type, text, text, text) IS
     'Creates a pending session request for the calling customer (idempotent per key). '
-    'Errors: 42501 not_authenticated; 22023 unknown_plan, plan_forbids_type, notes_too_long, '
+    'Errors: 42501 not_authenticated; 22023 invalid_session_type, unknown_plan, plan_forbids_type, notes_too_long, '
     'invalid_idempotency_key; PT409 idempotency_key_reused.';
 REVOKE ALL ON FUNCTION autodoctor.create_session_request(autodoctor.session_type, text, text, text) FROM PUBLIC;
 

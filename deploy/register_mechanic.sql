@@ -81,7 +81,7 @@ $$;
 
 COMMENT ON FUNCTION autodoctor.register_mechanic(uuid, autodoctor.session_type[], double precision, double precision, numeric, integer) IS
     'Service role: makes a user an active (offline) mechanic, or updates one. Errors: 42501 '
-    '(not service_role); PT404 user_not_found; 22023 invalid_expertise, invalid_coordinates, '
+    '(not service_role); PT404 user_not_found; 22023 invalid_user_id, invalid_expertise, invalid_coordinates, '
     'invalid_service_radius, invalid_capacity.';
 REVOKE ALL ON FUNCTION autodoctor.register_mechanic(uuid, autodoctor.session_type[], double precision, double precision, numeric, integer) FROM PUBLIC;
 

@@ -160,7 +160,7 @@ $$;
 COMMENT ON FUNCTION autodoctor.submit_intake(autodoctor.session_type, text, jsonb, text, double precision, double precision, text) IS
     'The calling customer submits the intake form: an intake and a pending request (with '
     'intake_id and location) in one transaction, never a session. Errors: 42501 '
-    'not_authenticated; 22023 unknown_plan, plan_forbids_type, invalid_vehicle, '
+    'not_authenticated; 22023 invalid_session_type, unknown_plan, plan_forbids_type, invalid_vehicle, '
     'invalid_concern, invalid_coordinates, invalid_idempotency_key; PT409 idempotency_key_reused.';
 REVOKE ALL ON FUNCTION autodoctor.submit_intake(autodoctor.session_type, text, jsonb, text, double precision, double precision, text) FROM PUBLIC;
 

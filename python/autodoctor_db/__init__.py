@@ -11,12 +11,17 @@ from .errors import AutodoctorError
 from .models import (
     Event,
     IncomingRequest,
+    Intake,
+    MaintenanceReport,
     Mechanic,
+    MySession,
+    OrphanedSession,
     RequestStatus,
     Session,
     SessionRequest,
     SessionStatus,
     SessionType,
+    Violation,
 )
 
 __all__ = [
@@ -25,12 +30,17 @@ __all__ = [
     "Database",
     "Event",
     "IncomingRequest",
+    "Intake",
+    "MaintenanceReport",
     "Mechanic",
+    "MySession",
+    "OrphanedSession",
     "RequestStatus",
     "Session",
     "SessionRequest",
     "SessionStatus",
     "SessionType",
+    "Violation",
     "connect",
     "errors",
 ]

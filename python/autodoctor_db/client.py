@@ -21,17 +21,32 @@ import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar, cast
 from uuid import UUID
 
 import psycopg
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from . import queries
 from .errors import AutodoctorError, from_psycopg
-from .models import Event, IncomingRequest, Mechanic, Session, SessionRequest, SessionType
+from .models import (
+    Event,
+    IncomingRequest,
+    Intake,
+    MaintenanceReport,
+    Mechanic,
+    MySession,
+    OrphanedSession,
+    Session,
+    SessionRequest,
+    SessionStatus,
+    SessionType,
+    Violation,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -115,7 +130,52 @@ class Caller:
             queries.CANCEL_SESSION_REQUEST, {"request_id": str(request_id)}, SessionRequest
         )
 
+    @maps_errors
+    def submit_intake(
+        self,
+        session_type: SessionType | str,
+        plan_code: str,
+        vehicle: dict[str, Any],
+        concern: str,
+        *,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SessionRequest:
+        """Submit the intake form: an intake and a pending request, never a session.
+
+        ``vehicle`` is ``{"make": str, "model": str, "year": int, "vin": str | None}``.
+        """
+        return self._one(
+            queries.SUBMIT_INTAKE,
+            {
+                "session_type": _types(session_type),
+                "plan_code": plan_code,
+                "vehicle": Jsonb(vehicle),
+                "concern": concern,
+                "latitude": latitude,
+                "longitude": longitude,
+                "idempotency_key": idempotency_key,
+            },
+            SessionRequest,
+        )
+
+    @maps_errors
+    def transition_session(self, session_id: UUID | str, to_status: SessionStatus | str) -> Session:
+        """Move a session through its state machine (``autodoctor.transition_session``)."""
+        status = to_status.value if isinstance(to_status, SessionStatus) else to_status
+        return self._one(
+            queries.TRANSITION_SESSION,
+            {"session_id": str(session_id), "to_status": status},
+            Session,
+        )
+
     # --- mechanic ------------------------------------------------------------------------
+
+    @maps_errors
+    def claim_orphaned_session(self, session_id: UUID | str) -> Session:
+        """Take an orphaned session directly (``autodoctor.claim_orphaned_session``)."""
+        return self._one(queries.CLAIM_ORPHANED_SESSION, {"session_id": str(session_id)}, Session)
 
     @maps_errors
     def accept_session_request(self, request_id: UUID | str) -> Session:
@@ -171,7 +231,66 @@ class Caller:
             Mechanic,
         )
 
+    def _scalar(self, query: str, params: dict[str, Any] | None = None) -> Any:
+        row = self._conn.execute(query, params or {}).fetchone()
+        if row is None:  # pragma: no cover - aggregates always return a row
+            raise AutodoctorError("the function returned no row")
+        return row[0]
+
+    @maps_errors
+    def expire_stale_requests(self) -> int:
+        """Expire every pending request past its expiry; returns how many."""
+        return int(self._scalar(queries.EXPIRE_STALE_REQUESTS))
+
+    @maps_errors
+    def convert_orphaned_sessions(self) -> int:
+        """Give each orphaned session a pending request (idempotent); returns how many."""
+        return int(self._scalar(queries.CONVERT_ORPHANED_SESSIONS))
+
+    @maps_errors
+    def auto_assign_orphaned_sessions(self, batch_size: int = 100) -> int:
+        """Assign up to ``batch_size`` orphans to the best free mechanics; returns how many."""
+        return int(self._scalar(queries.AUTO_ASSIGN_ORPHANED_SESSIONS, {"batch_size": batch_size}))
+
+    @maps_errors
+    def cancel_orphaned_sessions(self, older_than: timedelta = timedelta(days=1)) -> int:
+        """Cancel (never delete) orphans older than ``older_than``; returns how many."""
+        return int(self._scalar(queries.CANCEL_ORPHANED_SESSIONS, {"older_than": older_than}))
+
+    @maps_errors
+    def run_maintenance(self) -> MaintenanceReport:
+        """Every repair in order (expire, cancel old orphans, auto-assign, convert)."""
+        report = self._scalar(queries.RUN_MAINTENANCE)
+        return MaintenanceReport(
+            expired_requests=int(report["expired_requests"]),
+            cancelled_orphans=int(report["cancelled_orphans"]),
+            auto_assigned=int(report["auto_assigned"]),
+            converted_orphans=int(report["converted_orphans"]),
+            duration_ms=float(report["duration_ms"]),
+        )
+
+    @maps_errors
+    def check_invariants(self) -> list[Violation]:
+        """Every violated invariant; empty when the data is healthy."""
+        return self._all(queries.CHECK_INVARIANTS, {}, Violation)
+
+    @maps_errors
+    def orphaned_sessions(self, *, limit: int = 100) -> list[OrphanedSession]:
+        """Active sessions without a mechanic, oldest first (service role)."""
+        return self._all(queries.ORPHANED_SESSIONS, {"limit": limit}, OrphanedSession)
+
     # --- reads through row-level security -------------------------------------------------
+
+    @maps_errors
+    def my_sessions(self, *, limit: int = 100) -> list[MySession]:
+        """The caller's sessions, newest first, as customer or as mechanic."""
+        return self._all(queries.MY_SESSIONS, {"limit": limit}, MySession)
+
+    @maps_errors
+    def get_intake(self, intake_id: UUID | str) -> Intake | None:
+        """An intake the caller may see (their own), else ``None``."""
+        rows = self._all(queries.GET_INTAKE, {"intake_id": str(intake_id)}, Intake)
+        return rows[0] if rows else None
 
     @maps_errors
     def get_session_request(self, request_id: UUID | str) -> SessionRequest | None:

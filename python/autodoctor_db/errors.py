@@ -48,12 +48,12 @@ class AutodoctorError(Exception):
         return " ".join(parts)
 
 
-class NotAuthenticated(AutodoctorError):
-    """There is no calling user (42501, not_authenticated)."""
-
-
 class Forbidden(AutodoctorError):
     """The caller may not do this (42501)."""
+
+
+class NotAuthenticated(Forbidden):
+    """There is no calling user (42501, not_authenticated)."""
 
 
 class NotMechanic(Forbidden):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -169,3 +169,82 @@ def _pg_array(value: Any) -> list[str]:
         return [str(v) for v in value]
     text = str(value).strip("{}")
     return [v for v in text.split(",") if v]
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """A row of ``autodoctor.intakes``: the intake form behind a request."""
+
+    id: UUID
+    created_at: datetime
+    customer_id: UUID
+    vehicle_make: str
+    vehicle_model: str
+    vehicle_year: int
+    vin: str | None
+    concern: str
+    latitude: float | None
+    longitude: float | None
+    idempotency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MySession:
+    """A row of the ``autodoctor.my_sessions`` dashboard view."""
+
+    id: UUID
+    my_role: str
+    status: SessionStatus
+    session_type: SessionType
+    plan_code: str
+    request_id: UUID | None
+    intake_id: UUID | None
+    mechanic_id: UUID | None
+    customer_user_id: UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_minutes: int | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", _enum(SessionStatus, self.status))
+        object.__setattr__(self, "session_type", _enum(SessionType, self.session_type))
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanedSession:
+    """A row of the ``autodoctor.orphaned_sessions`` service view."""
+
+    id: UUID
+    created_at: datetime
+    status: SessionStatus
+    session_type: SessionType
+    plan_code: str
+    customer_user_id: UUID | None
+    intake_id: UUID | None
+    pending_request_id: UUID | None
+    pending_request_expires_at: datetime | None
+    age: timedelta
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", _enum(SessionStatus, self.status))
+        object.__setattr__(self, "session_type", _enum(SessionType, self.session_type))
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One violated invariant reported by ``autodoctor.check_invariants()``."""
+
+    invariant: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceReport:
+    """What ``autodoctor.run_maintenance()`` did, step by step."""
+
+    expired_requests: int
+    cancelled_orphans: int
+    auto_assigned: int
+    converted_orphans: int
+    duration_ms: float

@@ -125,3 +125,85 @@ SELECT id, event, at, request_id, session_id, session_type::text AS session_type
  ORDER BY id
  LIMIT %(limit)s
 """
+
+SUBMIT_INTAKE: Final = (
+    "SELECT"
+    + REQUEST_COLUMNS
+    + """
+  FROM autodoctor.submit_intake(
+           session_type => %(session_type)s::autodoctor.session_type,
+           plan_code => %(plan_code)s,
+           vehicle => %(vehicle)s::jsonb,
+           concern => %(concern)s,
+           latitude => %(latitude)s::double precision,
+           longitude => %(longitude)s::double precision,
+           idempotency_key => %(idempotency_key)s) AS r
+"""
+)
+
+TRANSITION_SESSION: Final = (
+    "SELECT"
+    + SESSION_COLUMNS
+    + """
+  FROM autodoctor.transition_session(
+           session_id => %(session_id)s::uuid,
+           to_status => %(to_status)s::autodoctor.session_status) AS s
+"""
+)
+
+CLAIM_ORPHANED_SESSION: Final = (
+    "SELECT"
+    + SESSION_COLUMNS
+    + """
+  FROM autodoctor.claim_orphaned_session(session_id => %(session_id)s::uuid) AS s
+"""
+)
+
+EXPIRE_STALE_REQUESTS: Final = "SELECT autodoctor.expire_stale_requests() AS n"
+
+CONVERT_ORPHANED_SESSIONS: Final = "SELECT autodoctor.convert_orphaned_sessions() AS n"
+
+AUTO_ASSIGN_ORPHANED_SESSIONS: Final = """
+SELECT autodoctor.auto_assign_orphaned_sessions(batch_size => %(batch_size)s::integer) AS n
+"""
+
+CANCEL_ORPHANED_SESSIONS: Final = """
+SELECT autodoctor.cancel_orphaned_sessions(older_than => %(older_than)s::interval) AS n
+"""
+
+RUN_MAINTENANCE: Final = "SELECT autodoctor.run_maintenance() AS report"
+
+CHECK_INVARIANTS: Final = "SELECT invariant, detail FROM autodoctor.check_invariants()"
+
+INTAKE_COLUMNS: Final = """
+    i.id, i.created_at, i.customer_id, i.vehicle_make, i.vehicle_model, i.vehicle_year,
+    i.vin, i.concern,
+    extensions.st_y(i.location::extensions.geometry) AS latitude,
+    extensions.st_x(i.location::extensions.geometry) AS longitude,
+    i.idempotency_key
+"""
+
+GET_INTAKE: Final = (
+    "SELECT"
+    + INTAKE_COLUMNS
+    + """
+  FROM autodoctor.intakes AS i
+ WHERE i.id = %(intake_id)s::uuid
+"""
+)
+
+MY_SESSIONS: Final = """
+SELECT id, my_role, status::text AS status, session_type::text AS session_type, plan_code,
+       request_id, intake_id, mechanic_id, customer_user_id, created_at, started_at,
+       ended_at, duration_minutes
+  FROM autodoctor.my_sessions
+ LIMIT %(limit)s
+"""
+
+ORPHANED_SESSIONS: Final = """
+SELECT id, created_at, status::text AS status, session_type::text AS session_type,
+       plan_code, customer_user_id, intake_id, pending_request_id,
+       pending_request_expires_at, age
+  FROM autodoctor.orphaned_sessions
+ LIMIT %(limit)s
+"""
