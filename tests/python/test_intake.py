@@ -7,10 +7,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import autodoctor_db as ad
 import psycopg
 import pytest
-
-import autodoctor_db as ad
 from autodoctor_db import errors
 
 CAR = {"make": "Peugeot", "model": "208", "year": 2019, "vin": "VF3CCHMZ6KW012345"}

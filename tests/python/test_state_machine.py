@@ -7,10 +7,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import autodoctor_db as ad
 import psycopg
 import pytest
-
-import autodoctor_db as ad
 from autodoctor_db import errors
 
 ALLOWED = {
@@ -79,7 +78,7 @@ def test_mechanic_starts_and_completes_session(
     accepted: tuple[uuid.UUID, uuid.UUID, ad.Session],
     admin: psycopg.Connection[Any],
 ) -> None:
-    customer, mechanic, session = accepted
+    _, mechanic, session = accepted
     with db.as_user(mechanic) as m:
         live = m.transition_session(session.id, "live")
         done = m.transition_session(session.id, ad.SessionStatus.COMPLETED)
