@@ -24,6 +24,7 @@ DECLARE
     v_uid uuid := autodoctor._caller();
     v_request autodoctor.session_requests;
     v_session autodoctor.sessions;
+    v_from autodoctor.session_status;
 BEGIN
     UPDATE autodoctor.session_requests r
        SET status = 'cancelled',
@@ -57,6 +58,7 @@ BEGIN
                                   v_request.plan_code);
 
     IF v_request.session_id IS NOT NULL THEN
+        SELECT s.status INTO v_from FROM autodoctor.sessions s WHERE s.id = v_request.session_id;
         UPDATE autodoctor.sessions s
            SET status = 'cancelled',
                cancel_reason = 'request_cancelled',
@@ -68,7 +70,7 @@ BEGIN
         RETURNING * INTO v_session;
         IF FOUND THEN
             PERFORM autodoctor._log_event('orphan_cancelled', v_request.id, v_session.id, v_uid,
-                                          NULL, 'cancelled', v_session.type, v_session.plan,
+                                          v_from::text, 'cancelled', v_session.type, v_session.plan,
                                           jsonb_build_object('reason', 'request_cancelled'));
         END IF;
     END IF;

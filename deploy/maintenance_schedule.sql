@@ -20,7 +20,8 @@ BEGIN
         RETURN;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
-        CREATE EXTENSION pg_cron;
+        -- As on Supabase: its functions in pg_catalog (its tables in schema cron), never public.
+        CREATE EXTENSION pg_cron WITH SCHEMA pg_catalog;
         EXECUTE format('COMMENT ON EXTENSION pg_cron IS %L', v_marker);
     END IF;
     PERFORM cron.schedule('autodoctor-maintenance', '* * * * *', 'SELECT autodoctor.run_maintenance()');

@@ -103,12 +103,16 @@ END
 $$;
 
 COMMENT ON FUNCTION autodoctor._forbid_event_change() IS
-    'Private trigger: refuses UPDATE and DELETE on session_events.';
+    'Private trigger: refuses UPDATE, DELETE and TRUNCATE on session_events.';
 REVOKE ALL ON FUNCTION autodoctor._forbid_event_change() FROM PUBLIC;
 
 CREATE TRIGGER session_events_append_only
     BEFORE UPDATE OR DELETE ON autodoctor.session_events
     FOR EACH ROW EXECUTE FUNCTION autodoctor._forbid_event_change();
+
+CREATE TRIGGER session_events_no_truncate
+    BEFORE TRUNCATE ON autodoctor.session_events
+    FOR EACH STATEMENT EXECUTE FUNCTION autodoctor._forbid_event_change();
 
 -- _log_event: appends one event to the log (which broadcasts it).
 -- Called by the package's functions in the transaction of the change it records.
