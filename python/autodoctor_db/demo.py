@@ -36,6 +36,22 @@ def _create_users(dsn: str, names: list[str]) -> list[uuid.UUID]:
     return ids
 
 
+def _seed_orphans(dsn: str, customer: uuid.UUID) -> list[uuid.UUID]:
+    """Sessions without a mechanic, as the old app's Flow 2 wrote them (needs an admin DSN)."""
+    rows = []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for status, age in (("live", "3 days"), ("pending", "2 hours"), ("live", "10 minutes")):
+            row = conn.execute(
+                "INSERT INTO autodoctor.sessions (customer_user_id, plan, type, status, created_at,"
+                " metadata) VALUES (%s, 'free', 'video', %s, now() - %s::interval,"
+                ' \'{"source": "intake"}\') RETURNING id',
+                (customer, status, age),
+            ).fetchone()
+            assert row is not None
+            rows.append(row[0])
+    return rows
+
+
 def run(dsn: str = "", *, out: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the scenario against ``dsn``; returns what happened (for tests)."""
     db: Database = connect(dsn, min_size=4, max_size=8)
@@ -102,10 +118,6 @@ def run(dsn: str = "", *, out: Callable[[str], None] = print) -> dict[str, Any]:
         else:
             out(f"   {str(m)[:8]} conflict: {r.sqlstate} {r.reason}: {r.message}")
 
-    time.sleep(0.5)  # let the last broadcasts arrive
-    stop.set()
-    thread.join(5)
-
     with db.as_user(customer) as u:
         final_req = u.get_session_request(req.id)
         final_session = (
@@ -122,6 +134,48 @@ def run(dsn: str = "", *, out: Callable[[str], None] = print) -> dict[str, Any]:
             f"   session {final_session.id}: {final_session.status.value}, mechanic"
             f" {final_session.mechanic_id}, request {final_session.request_id}"
         )
+
+    out("6. Flow 2, fixed: the intake form becomes a request (never a session), then accepted")
+    with db.as_user(customer) as u:
+        intake_req = u.submit_intake(
+            "diagnostic",
+            "free",
+            {"make": "Peugeot", "model": "208", "year": 2019, "vin": "VF3CCHMZ6KW012345"},
+            "Engine light on, loses power uphill",
+            latitude=48.853,
+            longitude=2.349,
+        )
+    time.sleep(0.3)
+    out(f"   request {intake_req.id} from intake {intake_req.intake_id}: {intake_req.status.value}")
+    loser_ids = [m for m in mechanics if m not in winners]
+    with db.as_user(loser_ids[0]) as m:
+        intake_session = m.accept_session_request(intake_req.id)
+    out(
+        f"   accepted by {str(loser_ids[0])[:8]}: session {intake_session.id} is"
+        f" {intake_session.status.value}"
+    )
+
+    out("7. Legacy orphans (written by the old intake code: no mechanic) repaired by maintenance")
+    orphans = _seed_orphans(dsn, customer)
+    for m in mechanics:
+        with db.as_user(m) as mc:
+            mc.set_mechanic_availability(True)
+    with db.as_service() as svc:
+        before = svc.check_invariants()
+        report = svc.run_maintenance()
+        after = svc.check_invariants()
+    time.sleep(0.5)  # let the repairs' broadcasts print first
+    out(f"   seeded {len(orphans)} orphans; invariant violations before: {len(before)}")
+    out(
+        f"   run_maintenance(): expired {report.expired_requests}, cancelled"
+        f" {report.cancelled_orphans}, auto-assigned {report.auto_assigned}, converted"
+        f" {report.converted_orphans} ({report.duration_ms} ms)"
+    )
+    out(f"   invariant violations after: {len(after)}")
+
+    time.sleep(0.5)  # let the last broadcasts arrive
+    stop.set()
+    thread.join(5)
     db.close()
     return {
         "request": final_req,
@@ -129,4 +183,6 @@ def run(dsn: str = "", *, out: Callable[[str], None] = print) -> dict[str, Any]:
         "winners": winners,
         "results": results,
         "events": seen,
+        "maintenance": report,
+        "violations_after": after,
     }
