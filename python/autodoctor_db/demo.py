@@ -147,9 +147,9 @@ def run(dsn: str = "", *, out: Callable[[str], None] = print) -> dict[str, Any]:
         )
     time.sleep(0.3)
     out(f"   request {intake_req.id} from intake {intake_req.intake_id}: {intake_req.status.value}")
-    loser_ids = [m for m in mechanics if m not in winners]
-    with db.as_user(loser_ids[0]) as m:
-        intake_session = m.accept_session_request(intake_req.id)
+    loser_ids = [mid for mid in mechanics if mid not in winners]
+    with db.as_user(loser_ids[0]) as other:
+        intake_session = other.accept_session_request(intake_req.id)
     out(
         f"   accepted by {str(loser_ids[0])[:8]}: session {intake_session.id} is"
         f" {intake_session.status.value}"
