@@ -7,10 +7,13 @@
         req = u.create_session_request("video", "free", notes="brakes squeal")
     with db.as_user(mechanic_id) as m:
         session = m.accept_session_request(req.id)
+    for event in db.events(after=0):          # replays the log, then follows it live
+        ...
 
 Each ``with`` block is one transaction on one pooled connection: the caller's role and
 JWT claims are set with ``set_config(..., is_local => true)``, as PostgREST does, so no
-session state outlives the transaction (safe behind a transaction-pooling pgbouncer).
+session state outlives the transaction (safe behind a transaction-pooling pgbouncer; pass
+``prepare=False`` there). LISTEN runs on its own direct connection (``listen_dsn``).
 Errors are raised as :mod:`autodoctor_db.errors` classes, the psycopg error kept as
 ``__cause__``.
 """
@@ -27,24 +30,28 @@ from typing import Any, Literal, TypeVar, cast
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
+from psycopg.rows import class_row, tuple_row
 from psycopg_pool import ConnectionPool
 
-from . import queries
-from .errors import AutodoctorError, from_psycopg
+from . import calls, queries
+from .calls import Call
+from .errors import from_psycopg
+from .events import follow_events
 from .models import (
     Event,
+    EventCursor,
     IncomingRequest,
     Intake,
     MaintenanceReport,
     Mechanic,
     MySession,
+    Notification,
     OrphanedSession,
     Session,
     SessionRequest,
     SessionStatus,
     SessionType,
+    Status,
     Violation,
 )
 
@@ -52,6 +59,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 Role = Literal["authenticated", "service_role"]
+
+#: libpq settings for every connection the driver opens: TCP keepalives, and a user
+#: timeout so that a half-open socket fails instead of hanging forever.
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 
 
 def maps_errors(method: F) -> F:
@@ -68,34 +85,33 @@ def maps_errors(method: F) -> F:
     return cast(F, wrapper)
 
 
-def _types(value: SessionType | str) -> str:
-    return value.value if isinstance(value, SessionType) else value
+def claims_for(role: Role, user_id: UUID | None) -> str:
+    """The ``request.jwt.claims`` JSON PostgREST would set for this caller."""
+    claims: dict[str, Any] = {"role": role}
+    if user_id is not None:
+        claims["sub"] = str(user_id)
+    return json.dumps(claims)
 
 
 class Caller:
     """The contract's functions, called inside one transaction as one role and user.
 
     Obtained from :meth:`Database.as_user` or :meth:`Database.as_service`; valid only
-    inside its ``with`` block.
+    inside its ``with`` block. Every method is one round trip.
     """
 
     def __init__(self, conn: psycopg.Connection[Any], user_id: UUID | None, role: Role) -> None:
         self._conn = conn
+        #: The acting user (``None`` for the service role).
         self.user_id = user_id
+        #: The database role of this transaction.
         self.role = role
 
-    def _one(self, query: str, params: dict[str, Any], row: type[T]) -> T:
-        with self._conn.cursor(row_factory=class_row(row)) as cur:
-            cur.execute(query, params)
-            result = cur.fetchone()
-        if result is None:  # pragma: no cover - every contract function returns a row
-            raise AutodoctorError("the function returned no row")
-        return result
-
-    def _all(self, query: str, params: dict[str, Any], row: type[T]) -> list[T]:
-        with self._conn.cursor(row_factory=class_row(row)) as cur:
-            cur.execute(query, params)
-            return cur.fetchall()
+    def _run(self, call: Call[T]) -> T:
+        factory: Any = class_row(call.row) if call.row is not None else tuple_row
+        with self._conn.cursor(row_factory=factory) as cur:
+            cur.execute(call.query, call.params)
+            return call.result(cur.fetchall())
 
     # --- customer ------------------------------------------------------------------------
 
@@ -108,26 +124,9 @@ class Caller:
         notes: str | None = None,
         idempotency_key: str | None = None,
     ) -> SessionRequest:
-        """Ask for a session (``autodoctor.create_session_request``).
-
-        The same ``idempotency_key`` returns the request created the first time.
-        """
-        return self._one(
-            queries.CREATE_SESSION_REQUEST,
-            {
-                "session_type": _types(session_type),
-                "plan_code": plan_code,
-                "notes": notes,
-                "idempotency_key": idempotency_key,
-            },
-            SessionRequest,
-        )
-
-    @maps_errors
-    def cancel_session_request(self, request_id: UUID | str) -> SessionRequest:
-        """Withdraw one's own pending request (``autodoctor.cancel_session_request``)."""
-        return self._one(
-            queries.CANCEL_SESSION_REQUEST, {"request_id": str(request_id)}, SessionRequest
+        """Ask for a session (``create_session_request``); a repeated key returns the first."""
+        return self._run(
+            calls.create_session_request(session_type, plan_code, notes, idempotency_key)
         )
 
     @maps_errors
@@ -146,61 +145,45 @@ class Caller:
 
         ``vehicle`` is ``{"make": str, "model": str, "year": int, "vin": str | None}``.
         """
-        return self._one(
-            queries.SUBMIT_INTAKE,
-            {
-                "session_type": _types(session_type),
-                "plan_code": plan_code,
-                "vehicle": Jsonb(vehicle),
-                "concern": concern,
-                "latitude": latitude,
-                "longitude": longitude,
-                "idempotency_key": idempotency_key,
-            },
-            SessionRequest,
+        return self._run(
+            calls.submit_intake(
+                session_type, plan_code, vehicle, concern, latitude, longitude, idempotency_key
+            )
         )
 
     @maps_errors
+    def cancel_session_request(self, request_id: UUID | str) -> SessionRequest:
+        """Withdraw one's own pending request (``cancel_session_request``)."""
+        return self._run(calls.cancel_session_request(request_id))
+
+    @maps_errors
     def transition_session(self, session_id: UUID | str, to_status: SessionStatus | str) -> Session:
-        """Move a session through its state machine (``autodoctor.transition_session``)."""
-        status = to_status.value if isinstance(to_status, SessionStatus) else to_status
-        return self._one(
-            queries.TRANSITION_SESSION,
-            {"session_id": str(session_id), "to_status": status},
-            Session,
-        )
+        """Move a session through its state machine (``transition_session``)."""
+        return self._run(calls.transition_session(session_id, to_status))
 
     # --- mechanic ------------------------------------------------------------------------
 
     @maps_errors
-    def claim_orphaned_session(self, session_id: UUID | str) -> Session:
-        """Take an orphaned session directly (``autodoctor.claim_orphaned_session``)."""
-        return self._one(queries.CLAIM_ORPHANED_SESSION, {"session_id": str(session_id)}, Session)
+    def accept_session_request(self, request_id: UUID | str) -> Session:
+        """Accept a pending request; returns its session (``accept_session_request``)."""
+        return self._run(calls.accept_session_request(request_id))
 
     @maps_errors
-    def accept_session_request(self, request_id: UUID | str) -> Session:
-        """Accept a pending request; returns the session (``accept_session_request``)."""
-        return self._one(queries.ACCEPT_SESSION_REQUEST, {"request_id": str(request_id)}, Session)
+    def claim_orphaned_session(self, session_id: UUID | str) -> Session:
+        """Take an orphaned session directly (``claim_orphaned_session``)."""
+        return self._run(calls.claim_orphaned_session(session_id))
 
     @maps_errors
     def set_mechanic_availability(
-        self,
-        online: bool,
-        *,
-        latitude: float | None = None,
-        longitude: float | None = None,
+        self, online: bool, *, latitude: float | None = None, longitude: float | None = None
     ) -> Mechanic:
         """Go online or offline, optionally at a new location."""
-        return self._one(
-            queries.SET_MECHANIC_AVAILABILITY,
-            {"online": online, "latitude": latitude, "longitude": longitude},
-            Mechanic,
-        )
+        return self._run(calls.set_mechanic_availability(online, latitude, longitude))
 
     @maps_errors
     def incoming_requests(self, *, limit: int = 100) -> list[IncomingRequest]:
         """The pending requests this mechanic may accept, oldest first."""
-        return self._all(queries.INCOMING_REQUESTS, {"limit": limit}, IncomingRequest)
+        return self._run(calls.incoming_requests(limit))
 
     # --- operations (service_role) -------------------------------------------------------
 
@@ -215,101 +198,100 @@ class Caller:
         service_radius_km: float | Decimal = 50,
         max_concurrent_sessions: int = 1,
     ) -> Mechanic:
-        """Make a user a mechanic, or update one (``autodoctor.register_mechanic``)."""
-        return self._one(
-            queries.REGISTER_MECHANIC,
-            {
-                "user_id": str(user_id),
-                "expertise": [_types(t) for t in expertise]
-                if expertise is not None
-                else [t.value for t in SessionType],
-                "latitude": latitude,
-                "longitude": longitude,
-                "service_radius_km": service_radius_km,
-                "max_concurrent_sessions": max_concurrent_sessions,
-            },
-            Mechanic,
+        """Make a user a mechanic, or update one (``register_mechanic``)."""
+        return self._run(
+            calls.register_mechanic(
+                user_id, expertise, latitude, longitude, service_radius_km, max_concurrent_sessions
+            )
         )
-
-    def _scalar(self, query: str, params: dict[str, Any] | None = None) -> Any:
-        row = self._conn.execute(query, params or {}).fetchone()
-        if row is None:  # pragma: no cover - aggregates always return a row
-            raise AutodoctorError("the function returned no row")
-        return row[0]
 
     @maps_errors
     def expire_stale_requests(self) -> int:
         """Expire every pending request past its expiry; returns how many."""
-        return int(self._scalar(queries.EXPIRE_STALE_REQUESTS))
+        return self._run(calls.expire_stale_requests())
 
     @maps_errors
     def convert_orphaned_sessions(self) -> int:
         """Give each orphaned session a pending request (idempotent); returns how many."""
-        return int(self._scalar(queries.CONVERT_ORPHANED_SESSIONS))
+        return self._run(calls.convert_orphaned_sessions())
 
     @maps_errors
     def auto_assign_orphaned_sessions(self, batch_size: int = 100) -> int:
         """Assign up to ``batch_size`` orphans to the best free mechanics; returns how many."""
-        return int(self._scalar(queries.AUTO_ASSIGN_ORPHANED_SESSIONS, {"batch_size": batch_size}))
+        return self._run(calls.auto_assign_orphaned_sessions(batch_size))
 
     @maps_errors
     def cancel_orphaned_sessions(self, older_than: timedelta = timedelta(days=1)) -> int:
         """Cancel (never delete) orphans older than ``older_than``; returns how many."""
-        return int(self._scalar(queries.CANCEL_ORPHANED_SESSIONS, {"older_than": older_than}))
+        return self._run(calls.cancel_orphaned_sessions(older_than))
 
     @maps_errors
     def run_maintenance(self) -> MaintenanceReport:
         """Every repair in order (expire, cancel old orphans, auto-assign, convert)."""
-        report = self._scalar(queries.RUN_MAINTENANCE)
-        return MaintenanceReport(
-            expired_requests=int(report["expired_requests"]),
-            cancelled_orphans=int(report["cancelled_orphans"]),
-            auto_assigned=int(report["auto_assigned"]),
-            converted_orphans=int(report["converted_orphans"]),
-            duration_ms=float(report["duration_ms"]),
-        )
+        return self._run(calls.run_maintenance())
 
     @maps_errors
     def check_invariants(self) -> list[Violation]:
         """Every violated invariant; empty when the data is healthy."""
-        return self._all(queries.CHECK_INVARIANTS, {}, Violation)
+        return self._run(calls.check_invariants())
+
+    @maps_errors
+    def claim_notifications(self, batch_size: int = 10) -> list[Notification]:
+        """Lock up to ``batch_size`` due e-mails for this transaction (the worker)."""
+        return self._run(calls.claim_notifications(batch_size))
+
+    @maps_errors
+    def complete_notification(
+        self, notification_id: int, *, error: str | None = None, max_attempts: int = 8
+    ) -> Notification:
+        """Record a delivery attempt: sent, or retried with backoff, or failed."""
+        return self._run(calls.complete_notification(notification_id, error, max_attempts))
 
     @maps_errors
     def orphaned_sessions(self, *, limit: int = 100) -> list[OrphanedSession]:
         """Active sessions without a mechanic, oldest first (service role)."""
-        return self._all(queries.ORPHANED_SESSIONS, {"limit": limit}, OrphanedSession)
+        return self._run(calls.orphaned_sessions(limit))
+
+    @maps_errors
+    def status(self) -> Status:
+        """Operational counts: pending, waiting, live, orphans, expired today, ..."""
+        return self._run(calls.status())
+
+    @maps_errors
+    def pending_requests(self, *, limit: int = 100) -> list[SessionRequest]:
+        """Every pending, unexpired request, oldest first (service role)."""
+        return self._run(calls.pending_requests(limit))
 
     # --- reads through row-level security -------------------------------------------------
 
     @maps_errors
     def my_sessions(self, *, limit: int = 100) -> list[MySession]:
         """The caller's sessions, newest first, as customer or as mechanic."""
-        return self._all(queries.MY_SESSIONS, {"limit": limit}, MySession)
+        return self._run(calls.my_sessions(limit))
 
     @maps_errors
     def get_intake(self, intake_id: UUID | str) -> Intake | None:
         """An intake the caller may see (their own), else ``None``."""
-        rows = self._all(queries.GET_INTAKE, {"intake_id": str(intake_id)}, Intake)
-        return rows[0] if rows else None
+        return self._run(calls.get_intake(intake_id))
 
     @maps_errors
     def get_session_request(self, request_id: UUID | str) -> SessionRequest | None:
         """A request the caller may see, else ``None``."""
-        rows = self._all(
-            queries.GET_SESSION_REQUEST, {"request_id": str(request_id)}, SessionRequest
-        )
-        return rows[0] if rows else None
+        return self._run(calls.get_session_request(request_id))
 
     @maps_errors
     def get_session(self, session_id: UUID | str) -> Session | None:
         """A session the caller may see, else ``None``."""
-        rows = self._all(queries.GET_SESSION, {"session_id": str(session_id)}, Session)
-        return rows[0] if rows else None
+        return self._run(calls.get_session(session_id))
 
     @maps_errors
     def events_after(self, after: int = 0, *, limit: int = 1000) -> list[Event]:
-        """Logged events with an id above ``after`` that the caller may see, in id order."""
-        return self._all(queries.EVENTS_AFTER, {"after": after, "limit": limit}, Event)
+        """Logged events with an id above ``after`` that the caller may see, in id order.
+
+        A snapshot read, not a feed: to follow the log without gaps use
+        :meth:`Database.events`.
+        """
+        return self._run(calls.events_after(after, limit))
 
 
 def event_from_payload(payload: str) -> Event:
@@ -327,30 +309,34 @@ def event_from_payload(payload: str) -> Event:
 
 
 class Database:
-    """A pool of connections to a database where autodoctor-db is deployed."""
+    """A pool of connections to a database where autodoctor-db is deployed.
+
+    ``listen_dsn`` is where :meth:`events` and :meth:`notifications` LISTEN: a direct
+    server address (a transaction-pooling pgbouncer cannot carry LISTEN). It defaults to
+    the pool's own connection string.
+    """
 
     def __init__(
         self,
         pool: ConnectionPool[Any],
         *,
         listen_dsn: str | None = None,
+        connect_kwargs: dict[str, Any] | None = None,
         owns_pool: bool = False,
     ) -> None:
         self.pool = pool
         conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
-        #: Where LISTEN connects: a direct server address, never a transaction pooler.
         self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
+        self._connect_kwargs = dict(connect_kwargs or {})
+        self._connect_kwargs.pop("prepare_threshold", None)
         self._owns_pool = owns_pool
 
     @contextmanager
     def _as(self, role: Role, user_id: UUID | str | None) -> Iterator[Caller]:
         uid = UUID(str(user_id)) if user_id is not None else None
-        claims: dict[str, Any] = {"role": role}
-        if uid is not None:
-            claims["sub"] = str(uid)
         try:
             with self.pool.connection() as conn, conn.transaction():
-                conn.execute(queries.SET_CALLER, {"role": role, "claims": json.dumps(claims)})
+                conn.execute(queries.SET_CALLER, {"role": role, "claims": claims_for(role, uid)})
                 yield Caller(conn, uid, role)
         except psycopg.Error as exc:
             raise from_psycopg(exc) from exc
@@ -363,15 +349,48 @@ class Database:
         """One transaction acting as the back-end service (role ``service_role``)."""
         return self._as("service_role", None)
 
+    def events(
+        self,
+        after: int | EventCursor = 0,
+        *,
+        poll_interval: float = 1.0,
+        batch_size: int = 500,
+        stop: Callable[[], bool] | None = None,
+        reconnect: bool = True,
+        role: str | None = "service_role",
+    ) -> Iterator[Event]:
+        """Replay ``session_events`` after ``after``, then follow the log live, without gaps.
+
+        ``after`` is an event id (0: from the start) or an :class:`EventCursor`. Events come
+        in (transaction id, event id) order, each exactly once, and only once every older
+        transaction has ended, so a transaction committing late is never skipped; a
+        long-running writing transaction delays delivery until it ends. NOTIFY only wakes
+        the reader; the log is polled every ``poll_interval`` seconds as well (and that query
+        doubles as the connection's liveness probe). A dropped connection is reopened and
+        the log re-read from the cursor. ``stop`` is checked between waits.
+        """
+        return follow_events(
+            self.listen_dsn,
+            after=after,
+            poll_interval=poll_interval,
+            batch_size=batch_size,
+            stop=stop,
+            reconnect=reconnect,
+            role=role,
+            connect_kwargs={**KEEPALIVES, **self._connect_kwargs},
+        )
+
     def notifications(
         self, *, timeout: float = 1.0, stop: Callable[[], bool] | None = None
     ) -> Iterator[Event]:
-        """Yield each broadcast on channel ``autodoctor`` as it arrives (live only).
+        """Yield each NOTIFY on channel ``autodoctor`` as it arrives (live only, no replay).
 
-        Runs on its own autocommit connection (never a pooled one). Polls ``stop`` every
-        ``timeout`` seconds and returns once it says so.
+        A hint stream: payloads carry ids only, and a notification sent while nobody
+        listened is gone. Use :meth:`events` when no event may be missed.
         """
-        with psycopg.Connection.connect(self.listen_dsn, autocommit=True) as conn:
+        with psycopg.Connection.connect(
+            self.listen_dsn, autocommit=True, **{**KEEPALIVES, **self._connect_kwargs}
+        ) as conn:
             conn.execute("LISTEN autodoctor")
             while stop is None or not stop():
                 for note in conn.notifies(timeout=timeout):
@@ -394,6 +413,7 @@ class Database:
 def connect(
     dsn: str = "",
     *,
+    listen_dsn: str | None = None,
     min_size: int = 1,
     max_size: int = 10,
     prepare: bool = True,
@@ -402,12 +422,22 @@ def connect(
     """Open a :class:`Database` on ``dsn`` (libpq ``PG*`` variables fill the gaps).
 
     ``prepare=False`` turns server-side prepared statements off, as a transaction-pooling
-    pgbouncer without prepared-statement support needs.
+    pgbouncer without prepared-statement support needs; ``listen_dsn`` then names the
+    direct server address for LISTEN.
     """
-    kwargs: dict[str, Any] = {"application_name": application_name}
+    kwargs: dict[str, Any] = {"application_name": application_name, **KEEPALIVES}
     if not prepare:
         kwargs["prepare_threshold"] = None
     pool: ConnectionPool[Any] = ConnectionPool(
         dsn, min_size=min_size, max_size=max_size, kwargs=kwargs, open=True, name="autodoctor-db"
     )
-    return Database(pool, owns_pool=True)
+    return Database(pool, listen_dsn=listen_dsn, connect_kwargs=kwargs, owns_pool=True)
+
+
+def from_pool(pool: ConnectionPool[Any], *, listen_dsn: str | None = None) -> Database:
+    """Wrap an existing ``psycopg_pool.ConnectionPool`` (the caller keeps closing it)."""
+    return Database(
+        pool,
+        listen_dsn=listen_dsn,
+        connect_kwargs=pool.kwargs if isinstance(pool.kwargs, dict) else None,
+    )

@@ -100,6 +100,10 @@ class ReadOnly(AutodoctorError):
     """A write was sent to a read-only server, such as a hot standby (25006)."""
 
 
+class ResyncNeeded(AutodoctorError):
+    """An event cursor points before the retained history: re-read the state, then follow."""
+
+
 class DatabaseError(AutodoctorError):
     """An unexpected database failure (not part of the contract)."""
 

@@ -158,9 +158,33 @@ class Event:
     from_status: str | None = None
     to_status: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    #: The writing transaction's id (with ``id``, the event's position in the log).
+    txid: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "session_type", _enum(SessionType, self.session_type))
+
+    @property
+    def cursor(self) -> EventCursor | None:
+        """Where to resume after this event (``events(after=event.cursor)``)."""
+        return EventCursor(self.txid, self.id) if self.txid is not None else None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EventCursor:
+    """A position in the event log: (writing transaction id, event id).
+
+    Events are delivered in this order; every event of a transaction that had ended
+    before the cursor was taken lies at or below it.
+    """
+
+    txid: int
+    id: int
+
+    @classmethod
+    def start(cls) -> EventCursor:
+        """Before the first event."""
+        return cls(0, 0)
 
 
 def _pg_array(value: Any) -> list[str]:
@@ -248,3 +272,35 @@ class MaintenanceReport:
     auto_assigned: int
     converted_orphans: int
     duration_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """A row of ``autodoctor.notification_outbox``: one e-mail to a mechanic."""
+
+    id: int
+    created_at: datetime
+    kind: str
+    mechanic_id: UUID
+    recipient: str | None
+    request_id: UUID | None
+    session_id: UUID | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Operational counts (``autodoctor-db status``)."""
+
+    pending_requests: int
+    waiting_sessions: int
+    live_sessions: int
+    orphaned_sessions: int
+    expired_today: int
+    oldest_pending_age: timedelta | None
+    outbox_pending: int
+    mechanics_online: int

@@ -117,14 +117,46 @@ GET_SESSION: Final = (
 """
 )
 
-EVENTS_AFTER: Final = """
-SELECT id, event, at, request_id, session_id, session_type::text AS session_type,
-       plan_code, actor_id, from_status, to_status, detail
-  FROM autodoctor.session_events
- WHERE id > %(after)s
- ORDER BY id
+EVENT_COLUMNS: Final = """
+    e.id, e.event, e.at, e.request_id, e.session_id, e.session_type::text AS session_type,
+    e.plan_code, e.actor_id, e.from_status, e.to_status, e.detail, e.txid::text::bigint AS txid
+"""
+
+#: Events the caller may see with an id above ``after`` (in id order; not gap-safe: use
+#: the watermark query below to follow the log).
+EVENTS_AFTER: Final = (
+    "SELECT"
+    + EVENT_COLUMNS
+    + """
+  FROM autodoctor.session_events AS e
+ WHERE e.id > %(after)s
+ ORDER BY e.id
  LIMIT %(limit)s
 """
+)
+
+#: The final slice of the log after a (txid, id) cursor: only events of transactions older
+#: than the oldest transaction still running (pg_snapshot_xmin) are returned. All of those
+#: have ended, so no event can later appear below the cursor: commit-order safe.
+EVENTS_FINAL_AFTER: Final = (
+    "SELECT"
+    + EVENT_COLUMNS
+    + """
+  FROM autodoctor.session_events AS e
+ WHERE (e.txid, e.id) > (%(txid)s::text::xid8, %(id)s::bigint)
+   AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+ ORDER BY e.txid, e.id
+ LIMIT %(limit)s
+"""
+)
+
+#: The cursor of one event, to resume after it.
+EVENT_CURSOR: Final = """
+SELECT e.txid::text::bigint, e.id FROM autodoctor.session_events AS e WHERE e.id = %(id)s
+"""
+
+#: The oldest event still in the log (history may be bounded by retention).
+OLDEST_EVENT: Final = "SELECT min(e.id) FROM autodoctor.session_events AS e"
 
 SUBMIT_INTAKE: Final = (
     "SELECT"
@@ -207,3 +239,47 @@ SELECT id, created_at, status::text AS status, session_type::text AS session_typ
   FROM autodoctor.orphaned_sessions
  LIMIT %(limit)s
 """
+
+CLAIM_NOTIFICATIONS: Final = """
+SELECT o.id, o.created_at, o.kind, o.mechanic_id, o.recipient, o.request_id, o.session_id,
+       o.status, o.attempts, o.next_attempt_at, o.last_error, o.sent_at
+  FROM autodoctor.claim_notifications(batch_size => %(batch_size)s::integer) AS o
+"""
+
+COMPLETE_NOTIFICATION: Final = """
+SELECT o.id, o.created_at, o.kind, o.mechanic_id, o.recipient, o.request_id, o.session_id,
+       o.status, o.attempts, o.next_attempt_at, o.last_error, o.sent_at
+  FROM autodoctor.complete_notification(
+           notification_id => %(notification_id)s::bigint,
+           error => %(error)s,
+           max_attempts => %(max_attempts)s::integer) AS o
+"""
+
+STATUS_COUNTS: Final = """
+SELECT (SELECT count(*) FROM autodoctor.session_requests r
+         WHERE r.status = 'pending' AND r.expires_at > now()) AS pending_requests,
+       (SELECT count(*) FROM autodoctor.sessions s WHERE s.status = 'waiting') AS waiting_sessions,
+       (SELECT count(*) FROM autodoctor.sessions s WHERE s.status = 'live') AS live_sessions,
+       (SELECT count(*) FROM autodoctor.sessions s
+         WHERE s.mechanic_id IS NULL AND s.status IN ('pending', 'live')) AS orphaned_sessions,
+       (SELECT count(*) FROM autodoctor.session_requests r
+         WHERE (r.status = 'expired' AND r.expired_at >= date_trunc('day', now()))
+            OR (r.status = 'pending' AND r.expires_at <= now()
+                AND r.expires_at >= date_trunc('day', now()))) AS expired_today,
+       (SELECT now() - min(r.created_at) FROM autodoctor.session_requests r
+         WHERE r.status = 'pending' AND r.expires_at > now()) AS oldest_pending_age,
+       (SELECT count(*) FROM autodoctor.notification_outbox o WHERE o.status = 'pending')
+           AS outbox_pending,
+       (SELECT count(*) FROM autodoctor.mechanics m WHERE m.active AND m.online) AS mechanics_online
+"""
+
+PENDING_REQUESTS: Final = (
+    "SELECT"
+    + REQUEST_COLUMNS
+    + """
+  FROM autodoctor.session_requests AS r
+ WHERE r.status = 'pending' AND r.expires_at > now()
+ ORDER BY r.created_at
+ LIMIT %(limit)s
+"""
+)

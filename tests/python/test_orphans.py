@@ -42,7 +42,7 @@ def test_orphaned_sessions_view_lists_active_orphans_for_service_only(
         rows = svc.orphaned_sessions()
     assert {r.id for r in rows} == {pending, live}
     with pytest.raises(errors.Forbidden), db.as_user(customer) as u:
-        u._all("SELECT * FROM autodoctor.orphaned_sessions", {}, dict)  # type: ignore[arg-type]
+        u.orphaned_sessions()
 
 
 def test_convert_orphaned_sessions_is_idempotent_and_accept_keeps_session_id(

@@ -1,0 +1,387 @@
+"""The async twin of the driver: :class:`AsyncDatabase` and :class:`AsyncCaller`.
+
+    db = await ad.connect_async(dsn)
+    async with db.as_user(customer_id) as u:
+        req = await u.create_session_request("video", "free")
+    async for event in db.events(after=0):
+        ...
+
+The same surface as :mod:`autodoctor_db.client`, built from the same calls
+(:mod:`autodoctor_db.calls`) and row types; only execution is awaited.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import class_row, tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from . import calls, queries
+from .calls import Call
+from .client import KEEPALIVES, Role, claims_for, event_from_payload
+from .errors import from_psycopg
+from .events import follow_events_async
+from .models import (
+    Event,
+    EventCursor,
+    IncomingRequest,
+    Intake,
+    MaintenanceReport,
+    Mechanic,
+    MySession,
+    Notification,
+    OrphanedSession,
+    Session,
+    SessionRequest,
+    SessionStatus,
+    SessionType,
+    Status,
+    Violation,
+)
+
+T = TypeVar("T")
+AF = TypeVar("AF", bound=Callable[..., Awaitable[Any]])
+
+
+def maps_errors_async(method: AF) -> AF:
+    """Raise the driver's exception for every psycopg error the coroutine lets through."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except psycopg.Error as exc:
+            raise from_psycopg(exc) from exc
+
+    wrapper.__maps_errors__ = True  # type: ignore[attr-defined]
+    return cast(AF, wrapper)
+
+
+class AsyncCaller:
+    """The async twin of :class:`~autodoctor_db.Caller`: the same methods, awaited.
+
+    Obtained from :meth:`AsyncDatabase.as_user` or :meth:`AsyncDatabase.as_service`;
+    valid only inside its ``async with`` block.
+    """
+
+    def __init__(
+        self, conn: psycopg.AsyncConnection[Any], user_id: UUID | None, role: Role
+    ) -> None:
+        self._conn = conn
+        #: The acting user (``None`` for the service role).
+        self.user_id = user_id
+        #: The database role of this transaction.
+        self.role = role
+
+    async def _run(self, call: Call[T]) -> T:
+        factory: Any = class_row(call.row) if call.row is not None else tuple_row
+        async with self._conn.cursor(row_factory=factory) as cur:
+            await cur.execute(call.query, call.params)
+            return call.result(await cur.fetchall())
+
+    # --- customer ------------------------------------------------------------------------
+
+    @maps_errors_async
+    async def create_session_request(
+        self,
+        session_type: SessionType | str,
+        plan_code: str,
+        *,
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SessionRequest:
+        """Ask for a session (``create_session_request``); a repeated key returns the first."""
+        return await self._run(
+            calls.create_session_request(session_type, plan_code, notes, idempotency_key)
+        )
+
+    @maps_errors_async
+    async def submit_intake(
+        self,
+        session_type: SessionType | str,
+        plan_code: str,
+        vehicle: dict[str, Any],
+        concern: str,
+        *,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> SessionRequest:
+        """Submit the intake form: an intake and a pending request, never a session.
+
+        ``vehicle`` is ``{"make": str, "model": str, "year": int, "vin": str | None}``.
+        """
+        return await self._run(
+            calls.submit_intake(
+                session_type, plan_code, vehicle, concern, latitude, longitude, idempotency_key
+            )
+        )
+
+    @maps_errors_async
+    async def cancel_session_request(self, request_id: UUID | str) -> SessionRequest:
+        """Withdraw one's own pending request (``cancel_session_request``)."""
+        return await self._run(calls.cancel_session_request(request_id))
+
+    @maps_errors_async
+    async def transition_session(
+        self, session_id: UUID | str, to_status: SessionStatus | str
+    ) -> Session:
+        """Move a session through its state machine (``transition_session``)."""
+        return await self._run(calls.transition_session(session_id, to_status))
+
+    # --- mechanic ------------------------------------------------------------------------
+
+    @maps_errors_async
+    async def accept_session_request(self, request_id: UUID | str) -> Session:
+        """Accept a pending request; returns its session (``accept_session_request``)."""
+        return await self._run(calls.accept_session_request(request_id))
+
+    @maps_errors_async
+    async def claim_orphaned_session(self, session_id: UUID | str) -> Session:
+        """Take an orphaned session directly (``claim_orphaned_session``)."""
+        return await self._run(calls.claim_orphaned_session(session_id))
+
+    @maps_errors_async
+    async def set_mechanic_availability(
+        self, online: bool, *, latitude: float | None = None, longitude: float | None = None
+    ) -> Mechanic:
+        """Go online or offline, optionally at a new location."""
+        return await self._run(calls.set_mechanic_availability(online, latitude, longitude))
+
+    @maps_errors_async
+    async def incoming_requests(self, *, limit: int = 100) -> list[IncomingRequest]:
+        """The pending requests this mechanic may accept, oldest first."""
+        return await self._run(calls.incoming_requests(limit))
+
+    # --- operations (service_role) -------------------------------------------------------
+
+    @maps_errors_async
+    async def register_mechanic(
+        self,
+        user_id: UUID | str,
+        *,
+        expertise: Sequence[SessionType | str] | None = None,
+        latitude: float | None = None,
+        longitude: float | None = None,
+        service_radius_km: float | Decimal = 50,
+        max_concurrent_sessions: int = 1,
+    ) -> Mechanic:
+        """Make a user a mechanic, or update one (``register_mechanic``)."""
+        return await self._run(
+            calls.register_mechanic(
+                user_id, expertise, latitude, longitude, service_radius_km, max_concurrent_sessions
+            )
+        )
+
+    @maps_errors_async
+    async def expire_stale_requests(self) -> int:
+        """Expire every pending request past its expiry; returns how many."""
+        return await self._run(calls.expire_stale_requests())
+
+    @maps_errors_async
+    async def convert_orphaned_sessions(self) -> int:
+        """Give each orphaned session a pending request (idempotent); returns how many."""
+        return await self._run(calls.convert_orphaned_sessions())
+
+    @maps_errors_async
+    async def auto_assign_orphaned_sessions(self, batch_size: int = 100) -> int:
+        """Assign up to ``batch_size`` orphans to the best free mechanics; returns how many."""
+        return await self._run(calls.auto_assign_orphaned_sessions(batch_size))
+
+    @maps_errors_async
+    async def cancel_orphaned_sessions(self, older_than: timedelta = timedelta(days=1)) -> int:
+        """Cancel (never delete) orphans older than ``older_than``; returns how many."""
+        return await self._run(calls.cancel_orphaned_sessions(older_than))
+
+    @maps_errors_async
+    async def run_maintenance(self) -> MaintenanceReport:
+        """Every repair in order (expire, cancel old orphans, auto-assign, convert)."""
+        return await self._run(calls.run_maintenance())
+
+    @maps_errors_async
+    async def check_invariants(self) -> list[Violation]:
+        """Every violated invariant; empty when the data is healthy."""
+        return await self._run(calls.check_invariants())
+
+    @maps_errors_async
+    async def claim_notifications(self, batch_size: int = 10) -> list[Notification]:
+        """Lock up to ``batch_size`` due e-mails for this transaction (the worker)."""
+        return await self._run(calls.claim_notifications(batch_size))
+
+    @maps_errors_async
+    async def complete_notification(
+        self, notification_id: int, *, error: str | None = None, max_attempts: int = 8
+    ) -> Notification:
+        """Record a delivery attempt: sent, or retried with backoff, or failed."""
+        return await self._run(calls.complete_notification(notification_id, error, max_attempts))
+
+    @maps_errors_async
+    async def orphaned_sessions(self, *, limit: int = 100) -> list[OrphanedSession]:
+        """Active sessions without a mechanic, oldest first (service role)."""
+        return await self._run(calls.orphaned_sessions(limit))
+
+    @maps_errors_async
+    async def status(self) -> Status:
+        """Operational counts: pending, waiting, live, orphans, expired today, ..."""
+        return await self._run(calls.status())
+
+    @maps_errors_async
+    async def pending_requests(self, *, limit: int = 100) -> list[SessionRequest]:
+        """Every pending, unexpired request, oldest first (service role)."""
+        return await self._run(calls.pending_requests(limit))
+
+    # --- reads through row-level security -------------------------------------------------
+
+    @maps_errors_async
+    async def my_sessions(self, *, limit: int = 100) -> list[MySession]:
+        """The caller's sessions, newest first, as customer or as mechanic."""
+        return await self._run(calls.my_sessions(limit))
+
+    @maps_errors_async
+    async def get_intake(self, intake_id: UUID | str) -> Intake | None:
+        """An intake the caller may see (their own), else ``None``."""
+        return await self._run(calls.get_intake(intake_id))
+
+    @maps_errors_async
+    async def get_session_request(self, request_id: UUID | str) -> SessionRequest | None:
+        """A request the caller may see, else ``None``."""
+        return await self._run(calls.get_session_request(request_id))
+
+    @maps_errors_async
+    async def get_session(self, session_id: UUID | str) -> Session | None:
+        """A session the caller may see, else ``None``."""
+        return await self._run(calls.get_session(session_id))
+
+    @maps_errors_async
+    async def events_after(self, after: int = 0, *, limit: int = 1000) -> list[Event]:
+        """Logged events with an id above ``after`` that the caller may see, in id order.
+
+        A snapshot read, not a feed: to follow the log without gaps use
+        :meth:`AsyncDatabase.events`.
+        """
+        return await self._run(calls.events_after(after, limit))
+
+
+class AsyncDatabase:
+    """An async pool of connections to a database where autodoctor-db is deployed."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        listen_dsn: str | None = None,
+        connect_kwargs: dict[str, Any] | None = None,
+        owns_pool: bool = False,
+    ) -> None:
+        self.pool = pool
+        conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
+        self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
+        self._connect_kwargs = dict(connect_kwargs or {})
+        self._connect_kwargs.pop("prepare_threshold", None)
+        self._owns_pool = owns_pool
+
+    @asynccontextmanager
+    async def _as(self, role: Role, user_id: UUID | str | None) -> AsyncIterator[AsyncCaller]:
+        uid = UUID(str(user_id)) if user_id is not None else None
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    queries.SET_CALLER, {"role": role, "claims": claims_for(role, uid)}
+                )
+                yield AsyncCaller(conn, uid, role)
+        except psycopg.Error as exc:
+            raise from_psycopg(exc) from exc
+
+    def as_user(self, user_id: UUID | str) -> AbstractAsyncContextManager[AsyncCaller]:
+        """One transaction acting as an authenticated user (role ``authenticated``)."""
+        return self._as("authenticated", user_id)
+
+    def as_service(self) -> AbstractAsyncContextManager[AsyncCaller]:
+        """One transaction acting as the back-end service (role ``service_role``)."""
+        return self._as("service_role", None)
+
+    def events(
+        self,
+        after: int | EventCursor = 0,
+        *,
+        poll_interval: float = 1.0,
+        batch_size: int = 500,
+        stop: Callable[[], bool] | None = None,
+        reconnect: bool = True,
+        role: str | None = "service_role",
+    ) -> AsyncIterator[Event]:
+        """Replay then follow the log without gaps: see :meth:`Database.events`."""
+        return follow_events_async(
+            self.listen_dsn,
+            after=after,
+            poll_interval=poll_interval,
+            batch_size=batch_size,
+            stop=stop,
+            reconnect=reconnect,
+            role=role,
+            connect_kwargs={**KEEPALIVES, **self._connect_kwargs},
+        )
+
+    async def notifications(
+        self, *, timeout: float = 1.0, stop: Callable[[], bool] | None = None
+    ) -> AsyncIterator[Event]:
+        """Each NOTIFY on channel ``autodoctor`` as it arrives (live only, no replay)."""
+        async with await psycopg.AsyncConnection.connect(
+            self.listen_dsn, autocommit=True, **{**KEEPALIVES, **self._connect_kwargs}
+        ) as conn:
+            await conn.execute("LISTEN autodoctor")
+            while stop is None or not stop():
+                async for note in conn.notifies(timeout=timeout):
+                    yield event_from_payload(note.payload)
+                    if stop is not None and stop():
+                        return
+
+    async def close(self) -> None:
+        """Close the pool, if this object created it."""
+        if self._owns_pool:
+            await self.pool.close()
+
+    async def __aenter__(self) -> AsyncDatabase:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def connect_async(
+    dsn: str = "",
+    *,
+    listen_dsn: str | None = None,
+    min_size: int = 1,
+    max_size: int = 10,
+    prepare: bool = True,
+    application_name: str = "autodoctor-db",
+) -> AsyncDatabase:
+    """Open an :class:`AsyncDatabase` on ``dsn``: see :func:`autodoctor_db.connect`."""
+    kwargs: dict[str, Any] = {"application_name": application_name, **KEEPALIVES}
+    if not prepare:
+        kwargs["prepare_threshold"] = None
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        dsn, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False, name="autodoctor-db"
+    )
+    await pool.open()
+    return AsyncDatabase(pool, listen_dsn=listen_dsn, connect_kwargs=kwargs, owns_pool=True)
+
+
+def from_async_pool(
+    pool: AsyncConnectionPool[Any], *, listen_dsn: str | None = None
+) -> AsyncDatabase:
+    """Wrap an existing ``psycopg_pool.AsyncConnectionPool`` (the caller keeps closing it)."""
+    return AsyncDatabase(
+        pool,
+        listen_dsn=listen_dsn,
+        connect_kwargs=pool.kwargs if isinstance(pool.kwargs, dict) else None,
+    )
