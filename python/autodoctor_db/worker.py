@@ -1,0 +1,179 @@
+"""The worker: drains the e-mail outbox, and runs maintenance where pg_cron does not.
+
+    autodoctor-db worker --smtp-host 127.0.0.1 --smtp-port 25 --sender dispatch@example.com
+
+Each round, in one transaction as ``service_role``: ``claim_notifications`` locks a batch
+of due e-mails (``FOR UPDATE SKIP LOCKED``, so several workers can run side by side),
+each is sent over SMTP and recorded with ``complete_notification`` (sent, or retried
+with exponential backoff, or failed after ``max_attempts``; rows are never deleted).
+Delivery is at-least-once: if the worker dies after the SMTP server took a mail but
+before the transaction commits, that mail is sent again. Where pg_cron is not installed in
+the database, ``run_maintenance()`` runs every ``maintenance_interval`` seconds. SIGTERM
+(or ``stop``) ends the loop after the current round.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Literal
+
+from .client import Database
+from .errors import AutodoctorError
+from .models import Notification
+
+log = logging.getLogger("autodoctor_db.worker")
+
+MaintenanceMode = Literal["auto", "always", "never"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    """Where and how the worker sends mail (standard library ``smtplib``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = "autodoctor@localhost"
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoundResult:
+    """What one round of the worker did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def compose(note: Notification, sender: str) -> EmailMessage:
+    """The e-mail for one outbox row: ids only, no customer names, e-mails or notes."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = note.recipient or ""
+    if note.kind == "new_request":
+        msg["Subject"] = "New session request near you"
+        msg.set_content(
+            "A customer is asking for a session you can take.\n\n"
+            f"Request: {note.request_id}\n\n"
+            "Open your incoming requests to accept it; the first mechanic to accept wins.\n"
+        )
+    else:
+        msg["Subject"] = "A session was assigned to you"
+        msg.set_content(
+            "A waiting customer's session was assigned to you.\n\n"
+            f"Session: {note.session_id}\n\n"
+            "Open your sessions to start it.\n"
+        )
+    msg["X-Autodoctor-Notification"] = str(note.id)
+    return msg
+
+
+class Worker:
+    """Drains ``notification_outbox`` and (optionally) runs maintenance on an interval."""
+
+    def __init__(
+        self,
+        db: Database,
+        smtp: SmtpSettings,
+        *,
+        batch_size: int = 20,
+        max_attempts: int = 8,
+        poll_interval: float = 2.0,
+        maintenance: MaintenanceMode = "auto",
+        maintenance_interval: float = 60.0,
+    ) -> None:
+        self.db = db
+        self.smtp = smtp
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.poll_interval = poll_interval
+        self.maintenance = maintenance
+        self.maintenance_interval = maintenance_interval
+        self.stop_event = threading.Event()
+
+    def _send(self, note: Notification) -> str | None:
+        """Send one mail; the error text, or ``None`` when the server accepted it."""
+        if not note.recipient:
+            return "no recipient address"
+        try:
+            with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=self.smtp.timeout) as smtp:
+                if self.smtp.starttls:
+                    smtp.starttls()
+                if self.smtp.username:
+                    smtp.login(self.smtp.username, self.smtp.password or "")
+                smtp.send_message(compose(note, self.smtp.sender))
+        except (OSError, smtplib.SMTPException) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def drain_once(self) -> RoundResult:
+        """One round: claim a batch, send each, record each attempt; one transaction."""
+        sent = retried = failed = 0
+        with self.db.as_service() as svc:
+            for note in svc.claim_notifications(self.batch_size):
+                error = self._send(note)
+                done = svc.complete_notification(
+                    note.id, error=error, max_attempts=self.max_attempts
+                )
+                if done.status == "sent":
+                    sent += 1
+                elif done.status == "failed":
+                    failed += 1
+                    log.error("e-mail %s failed for good: %s", note.id, error)
+                else:
+                    retried += 1
+                    log.warning("e-mail %s will be retried: %s", note.id, error)
+        return RoundResult(sent, retried, failed)
+
+    def pg_cron_present(self) -> bool:
+        """Whether pg_cron is installed in this database (then it schedules maintenance)."""
+        with self.db.pool.connection() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')"
+            ).fetchone()
+        return bool(row and row[0])
+
+    def run(self) -> None:
+        """Loop until :meth:`stop`: drain the outbox, run maintenance when it is due."""
+        run_maintenance = self.maintenance == "always" or (
+            self.maintenance == "auto" and not self.pg_cron_present()
+        )
+        log.info(
+            "worker started (smtp %s:%s, maintenance %s)",
+            self.smtp.host,
+            self.smtp.port,
+            f"every {self.maintenance_interval:g}s" if run_maintenance else "by pg_cron / off",
+        )
+        next_maintenance = 0.0
+        while not self.stop_event.is_set():
+            try:
+                if run_maintenance and _now() >= next_maintenance:
+                    with self.db.as_service() as svc:
+                        report = svc.run_maintenance()
+                    log.info("maintenance: %s", report)
+                    next_maintenance = _now() + self.maintenance_interval
+                result = self.drain_once()
+                if result.sent or result.retried or result.failed:
+                    log.info("outbox: %s", result)
+                    if result.sent + result.retried + result.failed >= self.batch_size:
+                        continue  # more may be due: no pause
+            except AutodoctorError as exc:
+                log.error("worker round failed: %s", exc)
+            self.stop_event.wait(self.poll_interval)
+        log.info("worker stopped")
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current round (what SIGTERM does)."""
+        self.stop_event.set()
+
+
+def _now() -> float:
+    return time.monotonic()
