@@ -1,0 +1,248 @@
+"""Following the event log without gaps: replay, live, commit order, disconnects."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import autodoctor_db as ad
+import psycopg
+import pytest
+from autodoctor_db import errors
+
+
+class Follower:
+    """``db.events(...)`` consumed in a thread, collecting what it yields."""
+
+    def __init__(self, db: ad.Database, after: int | ad.EventCursor = 0, **kwargs: Any) -> None:
+        self.events: list[ad.Event] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._gen = db.events(after=after, poll_interval=0.1, stop=self._stop.is_set, **kwargs)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for ev in self._gen:
+                self.events.append(ev)
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+
+    def ids(self) -> list[int]:
+        return [e.id for e in self.events]
+
+    def wait_for(self, n: int, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < n and time.monotonic() < deadline and self.error is None:
+            time.sleep(0.02)
+        assert self.error is None, self.error
+        assert len(self.events) >= n, (len(self.events), n)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+@pytest.fixture
+def follow(db: ad.Database) -> Iterator[Callable[..., Follower]]:
+    started: list[Follower] = []
+
+    def start(after: int | ad.EventCursor = 0, **kwargs: Any) -> Follower:
+        f = Follower(db, after, **kwargs)
+        started.append(f)
+        return f
+
+    yield start
+    for f in started:
+        f.stop()
+
+
+def _logged_ids(dsn: str) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM autodoctor.session_events ORDER BY id")]
+
+
+def test_events_replays_history_then_follows_live(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    customer = make_user()
+    with db.as_user(customer) as u:
+        for _ in range(3):
+            u.create_session_request("chat", "free")
+    f = follow(0)
+    f.wait_for(3)
+    with db.as_user(customer) as u:
+        req = u.create_session_request("video", "free")
+        u.cancel_session_request(req.id)
+    f.wait_for(5)
+    assert f.ids() == _logged_ids(dsn)
+    assert [e.event for e in f.events[-2:]] == ["new_request", "request_cancelled"]
+    assert f.events[-1].request_id == req.id and f.events[-1].txid is not None
+
+
+def test_events_resume_after_an_event_id_yields_only_later_events(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    customer = make_user()
+    with db.as_user(customer) as u:
+        for _ in range(4):
+            u.create_session_request("chat", "free")
+    ids = _logged_ids(dsn)
+    f = follow(ids[1])
+    f.wait_for(2)
+    time.sleep(0.3)
+    assert f.ids() == ids[2:]
+
+
+def test_lower_event_id_committed_later_by_older_transaction_is_not_skipped(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    a, b = make_user(), make_user()
+    f = follow(0)
+    with db.as_user(a) as older:
+        low = older.create_session_request("chat", "free")  # lower event id, older xid
+        with db.as_user(b) as younger:
+            younger.create_session_request("chat", "free")  # higher event id
+        # The younger transaction has committed; its event must wait for the older one.
+        time.sleep(0.5)
+        assert f.events == [], "an event was delivered while an older writer was running"
+    f.wait_for(2)
+    assert f.events[0].request_id == low.id
+    assert sorted(f.ids()) == _logged_ids(dsn) and len(set(f.ids())) == 2
+
+
+def test_lower_event_id_of_younger_transaction_is_not_skipped(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    a, b = make_user(), make_user()
+    f = follow(0)
+    with db.as_user(a) as older:
+        older._conn.execute("SELECT pg_current_xact_id()")  # older gets its xid first
+        with db.as_user(b) as younger:
+            younger_req = younger.create_session_request("chat", "free")  # lower event id
+            older_req = older.create_session_request("chat", "free")  # higher event id
+        time.sleep(0.5)
+        assert f.events == []
+    f.wait_for(2)
+    # Delivered in transaction order: the older transaction's (higher-id) event first.
+    assert [e.request_id for e in f.events] == [older_req.id, younger_req.id]
+    assert f.events[0].id > f.events[1].id
+
+
+def test_events_committed_while_disconnected_are_replayed_once(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    a, b = make_user(), make_user()
+    first = follow(0)
+    with db.as_user(a) as u:
+        u.create_session_request("chat", "free")
+    first.wait_for(1)
+    first.stop()
+    cursor = first.events[-1].cursor
+    assert cursor is not None
+    # While nobody listens: a younger transaction logs a lower id and commits first.
+    with db.as_user(a) as older:
+        older._conn.execute("SELECT pg_current_xact_id()")
+        with db.as_user(b) as younger:
+            younger.create_session_request("chat", "free")
+            older.create_session_request("chat", "free")
+    again = follow(cursor)
+    again.wait_for(2)
+    time.sleep(0.3)
+    assert sorted(first.ids() + again.ids()) == _logged_ids(dsn)
+    assert len(set(again.ids())) == len(again.ids()) == 2
+
+
+def test_listener_killed_mid_stream_ends_with_exactly_the_committed_events(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    customers = [make_user() for _ in range(3)]
+    f = follow(0)
+    stop_writers = threading.Event()
+
+    def write(customer: uuid.UUID) -> None:
+        for i in range(40):
+            if stop_writers.is_set():
+                return
+            with db.as_user(customer) as u:
+                req = u.create_session_request("chat", "free")
+                if i % 3 == 0:
+                    u.cancel_session_request(req.id)
+
+    writers = [threading.Thread(target=write, args=(c,)) for c in customers]
+    for w in writers:
+        w.start()
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        for _ in range(5):
+            time.sleep(0.15)
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE '%session_events AS e%'"
+                " AND pid <> pg_backend_pid()"
+            )
+    for w in writers:
+        w.join(60)
+    expected = _logged_ids(dsn)
+    f.wait_for(len(expected), timeout=30)
+    time.sleep(0.3)
+    assert len(f.ids()) == len(set(f.ids())), "an event was yielded twice"
+    assert sorted(f.ids()) == expected
+
+
+def test_listener_keeps_the_callers_application_name(
+    db: ad.Database, dsn: str, follow: Callable[..., Follower]
+) -> None:
+    follow(0)
+    deadline = time.monotonic() + 5
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        while time.monotonic() < deadline:
+            names = [
+                r[0]
+                for r in admin.execute(
+                    "SELECT application_name FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN%%'"
+                    "   OR query LIKE '%%session_events AS e%%'"
+                )
+            ]
+            if names:
+                break
+            time.sleep(0.05)
+    assert "autodoctor-db" in names
+
+
+def test_events_after_an_unknown_event_id_is_invalid_input(
+    db: ad.Database, make_user: Callable[..., uuid.UUID], admin: psycopg.Connection[Any]
+) -> None:
+    with db.as_user(make_user()) as u:
+        u.create_session_request("chat", "free")
+    gen = db.events(after=10**9, poll_interval=0.1, reconnect=False)
+    with pytest.raises(errors.InvalidInput):
+        next(gen)
+
+
+def test_events_require_resync_below_oldest_retained(
+    db: ad.Database, make_user: Callable[..., uuid.UUID], admin: psycopg.Connection[Any]
+) -> None:
+    with db.as_user(make_user()) as u:
+        for _ in range(3):
+            u.create_session_request("chat", "free")
+    # Simulate retention: the first events are gone (the owner bypasses the append-only
+    # trigger only with triggers disabled, as a retention job dropping a partition would).
+    admin.execute(
+        "ALTER TABLE autodoctor.session_events DISABLE TRIGGER session_events_append_only"
+    )
+    admin.execute(
+        "DELETE FROM autodoctor.session_events"
+        " WHERE id < (SELECT max(id) FROM autodoctor.session_events)"
+    )
+    admin.execute("ALTER TABLE autodoctor.session_events ENABLE TRIGGER session_events_append_only")
+    oldest = admin.execute("SELECT min(id) FROM autodoctor.session_events").fetchone()
+    assert oldest is not None
+    gen = db.events(after=oldest[0] - 1, poll_interval=0.1, reconnect=False)
+    with pytest.raises(errors.ResyncNeeded) as info:
+        next(gen)
+    assert info.value.reason == "cursor_too_old"

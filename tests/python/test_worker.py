@@ -1,0 +1,264 @@
+"""The worker against a real SMTP server on loopback (aiosmtpd), and the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from typing import Any
+
+import autodoctor_db as ad
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+from autodoctor_db.worker import SmtpSettings, Worker
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.fail_next = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return "451 Requested action aborted: try again later"
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    with socket.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def _queue(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    n_mechanics: int = 2,
+) -> uuid.UUID:
+    mechanics = [make_mechanic() for _ in range(n_mechanics)]
+    for m in mechanics:
+        with db.as_user(m) as c:
+            c.set_mechanic_availability(True)
+    with db.as_user(make_user("Secret Name")) as u:
+        return u.create_session_request("chat", "free", notes="secret notes").id
+
+
+def test_worker_sends_each_queued_email_once(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+    smtp: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp
+    request_id = _queue(db, make_user, make_mechanic)
+    worker = Worker(
+        db, SmtpSettings(port=port, sender="dispatch@example.test"), maintenance="never"
+    )
+    assert worker.drain_once() == ad.worker.RoundResult(sent=2)
+    assert worker.drain_once() == ad.worker.RoundResult()
+    assert len(inbox.messages) == 2
+    for msg in inbox.messages:
+        body = msg.get_payload()
+        assert str(request_id) in body
+        assert "Secret Name" not in body and "secret notes" not in body
+        assert msg["From"] == "dispatch@example.test"
+    rows = admin.execute(
+        "SELECT status, attempts, sent_at IS NOT NULL FROM autodoctor.notification_outbox"
+    ).fetchall()
+    assert rows == [("sent", 1, True)] * 2
+
+
+def test_worker_retries_with_backoff_then_fails_for_good(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+    smtp: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp
+    _queue(db, make_user, make_mechanic, n_mechanics=1)
+    inbox.fail_next = 10
+    worker = Worker(db, SmtpSettings(port=port), maintenance="never", max_attempts=3)
+    assert worker.drain_once() == ad.worker.RoundResult(retried=1)
+    row = admin.execute(
+        "SELECT status, attempts, last_error, next_attempt_at > now() + interval '20 seconds'"
+        " FROM autodoctor.notification_outbox"
+    ).fetchone()
+    assert row is not None and row[0:2] == ("pending", 1) and "451" in row[2] and row[3]
+    assert worker.drain_once() == ad.worker.RoundResult()  # not due yet
+    for expected in (ad.worker.RoundResult(retried=1), ad.worker.RoundResult(failed=1)):
+        admin.execute("UPDATE autodoctor.notification_outbox SET next_attempt_at = now()")
+        assert worker.drain_once() == expected
+    assert admin.execute(
+        "SELECT status, attempts FROM autodoctor.notification_outbox"
+    ).fetchone() == (
+        "failed",
+        3,
+    )
+    assert inbox.messages == []
+
+
+def test_worker_recovers_when_smtp_server_is_down(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+    smtp: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp
+    _queue(db, make_user, make_mechanic, n_mechanics=1)
+    down = Worker(db, SmtpSettings(port=1, timeout=2), maintenance="never")
+    assert down.drain_once() == ad.worker.RoundResult(retried=1)
+    admin.execute("UPDATE autodoctor.notification_outbox SET next_attempt_at = now()")
+    up = Worker(db, SmtpSettings(port=port), maintenance="never")
+    assert up.drain_once() == ad.worker.RoundResult(sent=1)
+    assert len(inbox.messages) == 1
+
+
+def test_two_workers_never_send_the_same_row(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    smtp: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp
+    for _ in range(3):
+        _queue(db, make_user, make_mechanic, n_mechanics=2)
+    a = Worker(db, SmtpSettings(port=port), maintenance="never", batch_size=2)
+    b = Worker(db, SmtpSettings(port=port), maintenance="never", batch_size=2)
+    with db.as_service() as hold:
+        held = hold.claim_notifications(2)  # another worker holds two rows meanwhile
+        ra, rb = a.drain_once(), b.drain_once()
+        assert ra.sent + rb.sent == 4
+    assert len(held) == 2
+    ids = [m["X-Autodoctor-Notification"] for m in inbox.messages]
+    assert len(ids) == len(set(ids)) == 4
+    assert not {str(n.id) for n in held} & set(ids)
+
+
+def _cli_env(dsn: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["AUTODOCTOR_DSN"] = dsn
+    return env
+
+
+def test_cli_worker_runs_maintenance_sends_mail_and_stops_on_sigterm(
+    dsn: str,
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    seed_orphan: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+    smtp: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp
+    mechanic = make_mechanic()
+    with db.as_user(mechanic) as m:
+        m.set_mechanic_availability(True)
+    orphan = seed_orphan(make_user())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "autodoctor_db",
+            "worker",
+            "--smtp-port",
+            str(port),
+            "--poll",
+            "0.2",
+        ],
+        env=_cli_env(dsn),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not inbox.messages:
+            time.sleep(0.1)
+        assert inbox.messages, "the worker sent nothing"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "worker stopped" in out
+    row = admin.execute(
+        "SELECT mechanic_id FROM autodoctor.sessions WHERE id = %s", (orphan,)
+    ).fetchone()
+    assert row == (mechanic,)
+    assert inbox.messages[0]["Subject"] == "A session was assigned to you"
+
+
+def test_cli_status_requests_and_listen(
+    dsn: str, db: ad.Database, make_user: Callable[..., uuid.UUID]
+) -> None:
+    with db.as_user(make_user("Cli Customer")) as u:
+        req = u.create_session_request("video", "free")
+    status = subprocess.run(
+        [sys.executable, "-m", "autodoctor_db", "status"],
+        env=_cli_env(dsn),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "pending requests   1" in status.stdout
+    requests = subprocess.run(
+        [sys.executable, "-m", "autodoctor_db", "requests"],
+        env=_cli_env(dsn),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert str(req.id) in requests.stdout and "Cli Customer" in requests.stdout
+    listen = subprocess.Popen(
+        [sys.executable, "-m", "autodoctor_db", "listen", "--after", "0", "--poll", "0.1"],
+        env=_cli_env(dsn),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listen.stdout is not None
+        line = listen.stdout.readline()
+    finally:
+        listen.send_signal(signal.SIGTERM)
+        listen.communicate(timeout=20)
+    assert "new_request" in line and str(req.id) in line
+
+
+def test_cli_says_clearly_when_the_database_is_unreachable_or_not_deployed(dsn: str) -> None:
+    down = subprocess.run(
+        [sys.executable, "-m", "autodoctor_db", "--dsn", "host=127.0.0.1 port=1", "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert down.returncode == 2 and "cannot reach the database" in down.stderr
+    other = dsn.replace(dsn.split("dbname=")[1].split()[0], "postgres")
+    missing = subprocess.run(
+        [sys.executable, "-m", "autodoctor_db", "--dsn", other, "status"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert missing.returncode == 2 and "not deployed" in missing.stderr
