@@ -16,10 +16,17 @@ PYTHON  ?= python3
 
 APT_PACKAGES := postgresql-15 postgresql-client-15 postgresql-15-pgtap sqitch \
                 libtap-parser-sourcehandler-pgtap-perl postgresql-15-postgis-3 \
-                postgresql-15-cron postgresql-15-plpgsql-check
+                postgresql-15-cron postgresql-15-plpgsql-check pgbouncer
+
+CONTRACT_TESTS := tests/python/test_flow1.py tests/python/test_intake.py \
+                  tests/python/test_state_machine.py tests/python/test_orphans.py \
+                  tests/python/test_races.py tests/python/test_events.py \
+                  tests/python/test_async.py
 
 ifeq ($(strip $(PGHOST)),)
   LOCAL_DB := 1
+  POOLER_PORT  := $(shell scripts/db.sh pooler-port)
+  REPLICA_PORT := $(shell scripts/db.sh replica-port)
   export PGHOST     := 127.0.0.1
   export PGPORT     := $(shell scripts/db.sh port)
   export PGUSER     := postgres
@@ -29,7 +36,7 @@ export PGDATABASE ?= autodoctor
 export PGUSER ?= $(shell id -un)
 export PGPORT ?= 5432
 
-.PHONY: help deps db-start db-stop db-status db-wipe deploy revert redeploy psql \
+.PHONY: help deps db-start db-stop db-status db-wipe db-pooler db-replica deploy revert redeploy psql \
         test pgtap pytest lint demo clean
 
 help: ## list the targets
@@ -40,7 +47,7 @@ help: ## list the targets
 $(STAMPS):
 	@mkdir -p $@
 
-$(STAMPS)/apt: | $(STAMPS)
+$(STAMPS)/apt: Makefile | $(STAMPS)
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then :; else \
 	    echo "deps: installing Debian packages: $(APT_PACKAGES)"; \
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -62,7 +69,17 @@ ifdef LOCAL_DB
 	@scripts/db.sh start
 endif
 
-db-stop: ## stop the throwaway cluster
+db-pooler: db-start ## start pgbouncer (transaction pooling) in front of the throwaway cluster
+ifdef LOCAL_DB
+	@scripts/db.sh pooler-start
+endif
+
+db-replica: db-start ## start a streaming hot standby of the throwaway cluster
+ifdef LOCAL_DB
+	@scripts/db.sh replica-start
+endif
+
+db-stop: ## stop the throwaway cluster (and its pooler and replica)
 	@scripts/db.sh stop
 
 db-status: ## is the throwaway cluster running?
@@ -95,8 +112,10 @@ test: deploy $(STAMPS)/venv ## every test: pgTAP, pytest, lint
 pgtap: deploy ## the pgTAP suite (pg_prove)
 	@pg_prove --failures --ext .sql -r tests/pgtap
 
-pytest: deploy $(STAMPS)/venv ## the pytest suite
-	@$(PY) -m pytest tests/python
+pytest: deploy db-pooler db-replica $(STAMPS)/venv ## the pytest suite: directly, then the contract through pgbouncer
+	@AUTODOCTOR_TEST_REPLICA_PORT=$(REPLICA_PORT) $(PY) -m pytest tests/python
+	@echo "--- the contract tests again, through pgbouncer (transaction pooling, no prepares) ---"
+	@AUTODOCTOR_TEST_POOLER_PORT=$(POOLER_PORT) $(PY) -m pytest -q $(CONTRACT_TESTS)
 
 lint: $(STAMPS)/venv ## ruff and mypy --strict
 	@$(VENV)/bin/ruff check python tests

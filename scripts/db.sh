@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Manages this checkout's throwaway PostgreSQL 15 cluster.
 #
-#   scripts/db.sh start | stop | status | env | url | wipe
+#   scripts/db.sh start | stop | status | env | port | wipe
+#   scripts/db.sh pooler-start | pooler-stop | pooler-port      pgbouncer, transaction pooling
+#   scripts/db.sh replica-start | replica-stop | replica-port    a streaming hot standby
 #
 # The cluster lives inside the checkout (.pgdata, git-ignored) when the OS user that
 # runs it can reach the checkout, else in a per-checkout folder under /tmp. As root it is
@@ -32,6 +34,12 @@ else
 fi
 DATA="$BASE/data"
 LOG="$BASE/postgresql.log"
+POOLER_PORT=${AUTODOCTOR_POOLER_PORT:-$((PORT + 1000))}
+POOLER_DIR="$BASE/pgbouncer"
+POOLER_SIZE=${AUTODOCTOR_POOLER_SIZE:-$((2 * $(nproc)))}
+REPLICA_PORT=${AUTODOCTOR_REPLICA_PORT:-$((PORT + 2000))}
+REPLICA_DATA="$BASE/replica"
+REPLICA_LOG="$BASE/replica.log"
 
 psql_admin() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
 
@@ -84,12 +92,103 @@ stop() {
     fi
 }
 
+pooler_running() { [ -f "$POOLER_DIR/pgbouncer.pid" ] && kill -0 "$(cat "$POOLER_DIR/pgbouncer.pid")" 2>/dev/null; }
+
+# pgbouncer in transaction-pooling mode in front of the cluster, on its own port, as the
+# cluster's OS user: every database of the cluster, a pool of ~2x cores server connections.
+pooler_start() {
+    start
+    if pooler_running; then return 0; fi
+    command -v pgbouncer >/dev/null || { echo "db: pgbouncer is not installed (apt-get install pgbouncer)" >&2; exit 1; }
+    mkdir -p "$POOLER_DIR"
+    [ "$RUN_AS" = postgres ] && [ "$(id -u)" = 0 ] && chown postgres: "$POOLER_DIR"
+    as_owner tee "$POOLER_DIR/userlist.txt" >/dev/null <<USERS
+"postgres" ""
+"authenticator" ""
+USERS
+    as_owner tee "$POOLER_DIR/pgbouncer.ini" >/dev/null <<INI
+[databases]
+* = host=127.0.0.1 port=$PORT
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $POOLER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $POOLER_DIR/userlist.txt
+admin_users = postgres
+pool_mode = transaction
+default_pool_size = $POOLER_SIZE
+min_pool_size = 0
+reserve_pool_size = 0
+max_client_conn = 2000
+logfile = $POOLER_DIR/pgbouncer.log
+pidfile = $POOLER_DIR/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+INI
+    as_owner pgbouncer -d -q "$POOLER_DIR/pgbouncer.ini" \
+        || { tail -n 20 "$POOLER_DIR/pgbouncer.log" >&2; exit 1; }
+    for _ in $(seq 50); do
+        "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$POOLER_PORT" && break
+        sleep 0.1
+    done
+    echo "db: pgbouncer (transaction pooling, $POOLER_SIZE server connections) on 127.0.0.1:$POOLER_PORT"
+}
+
+pooler_stop() {
+    if pooler_running; then
+        kill "$(cat "$POOLER_DIR/pgbouncer.pid")"
+        for _ in $(seq 50); do pooler_running || break; sleep 0.1; done
+        echo "db: pgbouncer stopped"
+    fi
+}
+
+replica_running() { [ -f "$REPLICA_DATA/postmaster.pid" ] && as_owner "$PGBIN/pg_ctl" -D "$REPLICA_DATA" status >/dev/null 2>&1; }
+
+# A streaming hot standby of the cluster: pg_basebackup with a replication slot, its own
+# port, hot_standby on. Read-only: a write there fails with 25006.
+replica_start() {
+    start
+    if replica_running; then return 0; fi
+    if [ ! -f "$REPLICA_DATA/PG_VERSION" ]; then
+        echo "db: creating a streaming replica in $REPLICA_DATA (port $REPLICA_PORT)"
+        psql_admin -d postgres -c "SELECT pg_drop_replication_slot('autodoctor_replica')
+                                    WHERE EXISTS (SELECT 1 FROM pg_replication_slots
+                                                  WHERE slot_name = 'autodoctor_replica')" >/dev/null
+        as_owner "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -D "$REPLICA_DATA" \
+            -R -C -S autodoctor_replica -X stream -c fast >/dev/null
+        as_owner tee -a "$REPLICA_DATA/postgresql.conf" >/dev/null <<CONF
+# --- autodoctor-db streaming replica ---
+port = $REPLICA_PORT
+hot_standby = on
+shared_preload_libraries = ''
+CONF
+    fi
+    as_owner "$PGBIN/pg_ctl" -D "$REPLICA_DATA" -l "$REPLICA_LOG" -w -t 60 start >/dev/null \
+        || { tail -n 30 "$REPLICA_LOG" >&2; exit 1; }
+    echo "db: hot standby on 127.0.0.1:$REPLICA_PORT"
+}
+
+replica_stop() {
+    if replica_running; then
+        as_owner "$PGBIN/pg_ctl" -D "$REPLICA_DATA" -m fast -w stop >/dev/null
+        echo "db: replica stopped"
+    fi
+}
+
 case "${1:-}" in
     start) start ;;
-    stop) stop ;;
+    stop) pooler_stop; replica_stop; stop ;;
+    pooler-start) pooler_start ;;
+    pooler-stop) pooler_stop ;;
+    pooler-port) echo "$POOLER_PORT" ;;
+    replica-start) replica_start ;;
+    replica-stop) replica_stop ;;
+    replica-port) echo "$REPLICA_PORT" ;;
     status) if is_running; then echo "running on 127.0.0.1:$PORT ($DATA)"; else echo "stopped ($DATA)"; exit 3; fi ;;
     port) echo "$PORT" ;;
     env) printf 'PGHOST=127.0.0.1\nPGPORT=%s\nPGUSER=postgres\nPGDATABASE=%s\n' "$PORT" "$DBNAME" ;;
-    wipe) stop; rm -rf "$BASE"; echo "db: removed $BASE" ;;
-    *) echo "usage: $0 start|stop|status|port|env|wipe" >&2; exit 2 ;;
+    wipe) pooler_stop; replica_stop; stop; rm -rf "$BASE"; echo "db: removed $BASE" ;;
+    *) echo "usage: $0 start|stop|status|port|env|wipe|pooler-start|pooler-stop|pooler-port|replica-start|replica-stop|replica-port" >&2; exit 2 ;;
 esac

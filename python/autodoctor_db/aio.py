@@ -39,6 +39,7 @@ from .models import (
     MySession,
     Notification,
     OrphanedSession,
+    Replica,
     Session,
     SessionRequest,
     SessionStatus,
@@ -278,10 +279,13 @@ class AsyncDatabase:
         pool: AsyncConnectionPool[Any],
         *,
         listen_dsn: str | None = None,
+        read_pool: AsyncConnectionPool[Any] | None = None,
         connect_kwargs: dict[str, Any] | None = None,
         owns_pool: bool = False,
     ) -> None:
         self.pool = pool
+        #: Pool on a hot standby for ``read_only`` transactions (``None``: the primary).
+        self.read_pool = read_pool
         conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
         self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
         self._connect_kwargs = dict(connect_kwargs or {})
@@ -289,10 +293,15 @@ class AsyncDatabase:
         self._owns_pool = owns_pool
 
     @asynccontextmanager
-    async def _as(self, role: Role, user_id: UUID | str | None) -> AsyncIterator[AsyncCaller]:
+    async def _as(
+        self, role: Role, user_id: UUID | str | None, read_only: bool
+    ) -> AsyncIterator[AsyncCaller]:
         uid = UUID(str(user_id)) if user_id is not None else None
+        pool = self.read_pool if read_only and self.read_pool is not None else self.pool
         try:
-            async with self.pool.connection() as conn, conn.transaction():
+            async with pool.connection() as conn, conn.transaction():
+                if read_only:
+                    await conn.execute(queries.READ_ONLY)
                 await conn.execute(
                     queries.SET_CALLER, {"role": role, "claims": claims_for(role, uid)}
                 )
@@ -300,13 +309,26 @@ class AsyncDatabase:
         except psycopg.Error as exc:
             raise from_psycopg(exc) from exc
 
-    def as_user(self, user_id: UUID | str) -> AbstractAsyncContextManager[AsyncCaller]:
-        """One transaction acting as an authenticated user (role ``authenticated``)."""
-        return self._as("authenticated", user_id)
+    def as_user(
+        self, user_id: UUID | str, *, read_only: bool = False
+    ) -> AbstractAsyncContextManager[AsyncCaller]:
+        """One transaction acting as an authenticated user: see :meth:`Database.as_user`."""
+        return self._as("authenticated", user_id, read_only)
 
-    def as_service(self) -> AbstractAsyncContextManager[AsyncCaller]:
+    def as_service(self, *, read_only: bool = False) -> AbstractAsyncContextManager[AsyncCaller]:
         """One transaction acting as the back-end service (role ``service_role``)."""
-        return self._as("service_role", None)
+        return self._as("service_role", None, read_only)
+
+    async def replication(self) -> list[Replica]:
+        """The primary's view of its standbys and their lag (needs ``pg_monitor``)."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(Replica))
+                await cur.execute(queries.REPLICATION)
+                rows: list[Replica] = await cur.fetchall()
+                return rows
+        except psycopg.Error as exc:
+            raise from_psycopg(exc) from exc
 
     def events(
         self,
@@ -345,9 +367,11 @@ class AsyncDatabase:
                         return
 
     async def close(self) -> None:
-        """Close the pool, if this object created it."""
+        """Close the pools, if this object created them."""
         if self._owns_pool:
             await self.pool.close()
+            if self.read_pool is not None:
+                await self.read_pool.close()
 
     async def __aenter__(self) -> AsyncDatabase:
         return self
@@ -360,6 +384,7 @@ async def connect_async(
     dsn: str = "",
     *,
     listen_dsn: str | None = None,
+    read_dsn: str | None = None,
     min_size: int = 1,
     max_size: int = 10,
     prepare: bool = True,
@@ -373,7 +398,20 @@ async def connect_async(
         dsn, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False, name="autodoctor-db"
     )
     await pool.open()
-    return AsyncDatabase(pool, listen_dsn=listen_dsn, connect_kwargs=kwargs, owns_pool=True)
+    read_pool: AsyncConnectionPool[Any] | None = None
+    if read_dsn is not None:
+        read_pool = AsyncConnectionPool(
+            read_dsn,
+            min_size=0,
+            max_size=max_size,
+            kwargs=kwargs,
+            open=False,
+            name="autodoctor-db-read",
+        )
+        await read_pool.open()
+    return AsyncDatabase(
+        pool, listen_dsn=listen_dsn, read_pool=read_pool, connect_kwargs=kwargs, owns_pool=True
+    )
 
 
 def from_async_pool(

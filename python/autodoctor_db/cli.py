@@ -107,6 +107,15 @@ def cmd_status(db: Database, args: argparse.Namespace) -> int:
         ("e-mails queued", str(st.outbox_pending)),
         ("mechanics online", str(st.mechanics_online)),
     ]
+    try:
+        replicas = db.replication()
+    except AutodoctorError:
+        replicas = []  # the login may not read pg_stat_replication (needs pg_monitor)
+    for r in replicas:
+        lag = f"{r.lag_bytes} bytes" if r.lag_bytes is not None else "-"
+        if r.replay_lag is not None:
+            lag += f", {r.replay_lag.total_seconds() * 1000:.0f} ms"
+        rows.append((f"replica {r.name}", f"{r.state}, lag {lag}"))
     for name, value in rows:
         print(f"{name:<18} {value}")
     return 0

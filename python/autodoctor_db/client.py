@@ -47,6 +47,7 @@ from .models import (
     MySession,
     Notification,
     OrphanedSession,
+    Replica,
     Session,
     SessionRequest,
     SessionStatus,
@@ -321,10 +322,13 @@ class Database:
         pool: ConnectionPool[Any],
         *,
         listen_dsn: str | None = None,
+        read_pool: ConnectionPool[Any] | None = None,
         connect_kwargs: dict[str, Any] | None = None,
         owns_pool: bool = False,
     ) -> None:
         self.pool = pool
+        #: Pool on a hot standby for ``read_only`` transactions (``None``: the primary).
+        self.read_pool = read_pool
         conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
         self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
         self._connect_kwargs = dict(connect_kwargs or {})
@@ -332,22 +336,42 @@ class Database:
         self._owns_pool = owns_pool
 
     @contextmanager
-    def _as(self, role: Role, user_id: UUID | str | None) -> Iterator[Caller]:
+    def _as(self, role: Role, user_id: UUID | str | None, read_only: bool) -> Iterator[Caller]:
         uid = UUID(str(user_id)) if user_id is not None else None
+        pool = self.read_pool if read_only and self.read_pool is not None else self.pool
         try:
-            with self.pool.connection() as conn, conn.transaction():
+            with pool.connection() as conn, conn.transaction():
+                if read_only:
+                    conn.execute(queries.READ_ONLY)
                 conn.execute(queries.SET_CALLER, {"role": role, "claims": claims_for(role, uid)})
                 yield Caller(conn, uid, role)
         except psycopg.Error as exc:
             raise from_psycopg(exc) from exc
 
-    def as_user(self, user_id: UUID | str) -> AbstractContextManager[Caller]:
-        """One transaction acting as an authenticated user (role ``authenticated``)."""
-        return self._as("authenticated", user_id)
+    def as_user(
+        self, user_id: UUID | str, *, read_only: bool = False
+    ) -> AbstractContextManager[Caller]:
+        """One transaction acting as an authenticated user (role ``authenticated``).
 
-    def as_service(self) -> AbstractContextManager[Caller]:
+        ``read_only=True`` makes it a READ ONLY transaction on the hot standby when the
+        database was opened with a ``read_dsn`` (dashboards: ``incoming_requests``,
+        ``my_sessions``); a write there raises :class:`~autodoctor_db.errors.ReadOnly`.
+        """
+        return self._as("authenticated", user_id, read_only)
+
+    def as_service(self, *, read_only: bool = False) -> AbstractContextManager[Caller]:
         """One transaction acting as the back-end service (role ``service_role``)."""
-        return self._as("service_role", None)
+        return self._as("service_role", None, read_only)
+
+    def replication(self) -> list[Replica]:
+        """The primary's view of its standbys and their lag (needs ``pg_monitor``)."""
+        try:
+            with self.pool.connection() as conn:
+                cur = conn.cursor(row_factory=class_row(Replica))
+                rows: list[Replica] = cur.execute(queries.REPLICATION).fetchall()
+                return rows
+        except psycopg.Error as exc:
+            raise from_psycopg(exc) from exc
 
     def events(
         self,
@@ -399,9 +423,11 @@ class Database:
                         return
 
     def close(self) -> None:
-        """Close the pool, if this object created it."""
+        """Close the pools, if this object created them."""
         if self._owns_pool:
             self.pool.close()
+            if self.read_pool is not None:
+                self.read_pool.close()
 
     def __enter__(self) -> Database:
         return self
@@ -414,6 +440,7 @@ def connect(
     dsn: str = "",
     *,
     listen_dsn: str | None = None,
+    read_dsn: str | None = None,
     min_size: int = 1,
     max_size: int = 10,
     prepare: bool = True,
@@ -423,7 +450,8 @@ def connect(
 
     ``prepare=False`` turns server-side prepared statements off, as a transaction-pooling
     pgbouncer without prepared-statement support needs; ``listen_dsn`` then names the
-    direct server address for LISTEN.
+    direct server address for LISTEN. ``read_dsn`` names a hot standby for
+    ``as_user(..., read_only=True)`` transactions.
     """
     kwargs: dict[str, Any] = {"application_name": application_name, **KEEPALIVES}
     if not prepare:
@@ -431,7 +459,19 @@ def connect(
     pool: ConnectionPool[Any] = ConnectionPool(
         dsn, min_size=min_size, max_size=max_size, kwargs=kwargs, open=True, name="autodoctor-db"
     )
-    return Database(pool, listen_dsn=listen_dsn, connect_kwargs=kwargs, owns_pool=True)
+    read_pool: ConnectionPool[Any] | None = None
+    if read_dsn is not None:
+        read_pool = ConnectionPool(
+            read_dsn,
+            min_size=0,
+            max_size=max_size,
+            kwargs=kwargs,
+            open=True,
+            name="autodoctor-db-read",
+        )
+    return Database(
+        pool, listen_dsn=listen_dsn, read_pool=read_pool, connect_kwargs=kwargs, owns_pool=True
+    )
 
 
 def from_pool(pool: ConnectionPool[Any], *, listen_dsn: str | None = None) -> Database:

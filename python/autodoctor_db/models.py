@@ -304,3 +304,13 @@ class Status:
     oldest_pending_age: timedelta | None
     outbox_pending: int
     mechanics_online: int
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """A streaming standby as the primary sees it (``pg_stat_replication``)."""
+
+    name: str
+    state: str | None
+    lag_bytes: int | None
+    replay_lag: timedelta | None

@@ -283,3 +283,15 @@ PENDING_REQUESTS: Final = (
  LIMIT %(limit)s
 """
 )
+
+#: A read-only transaction (dashboards; on a hot standby every transaction is one).
+READ_ONLY: Final = "SET TRANSACTION READ ONLY"
+
+#: The primary's standbys and how far behind each is.
+REPLICATION: Final = """
+SELECT application_name AS name, state,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag_bytes,
+       replay_lag
+  FROM pg_stat_replication
+ ORDER BY application_name
+"""

@@ -60,10 +60,28 @@ def admin(dsn: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
+#: Set by `make test` for its second pass: the driver then talks to the database through
+#: pgbouncer in transaction-pooling mode (prepared statements off), LISTEN stays direct.
+VIA_POOLER = os.environ.get("AUTODOCTOR_TEST_POOLER_PORT")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if VIA_POOLER:
+        skip = pytest.mark.skip(reason="needs direct connections (runs in the direct pass)")
+        for item in items:
+            if item.get_closest_marker("direct_only"):
+                item.add_marker(skip)
+
+
 @pytest.fixture
 def db(dsn: str) -> Iterator[ad.Database]:
     """The driver on this test's database, with room for the race tests' connections."""
-    database = ad.connect(dsn, min_size=1, max_size=40)
+    if VIA_POOLER:
+        pooled = dsn.replace(f"port={os.environ.get('PGPORT', '5432')}", f"port={VIA_POOLER}")
+        assert pooled != dsn, "the pooler pass needs PGPORT to match the test database's port"
+        database = ad.connect(pooled, min_size=1, max_size=40, prepare=False, listen_dsn=dsn)
+    else:
+        database = ad.connect(dsn, min_size=1, max_size=40)
     yield database
     database.close()
 
@@ -140,6 +158,10 @@ def seed_orphan(admin: psycopg.Connection[Any]) -> Callable[..., uuid.UUID]:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "allow_orphans: the test leaves legacy orphans unrepaired on purpose"
+    )
+    config.addinivalue_line(
+        "markers",
+        "direct_only: needs more simultaneous transactions than the pooler's server pool",
     )
 
 

@@ -370,6 +370,7 @@ def _claim_vs_assign_trial(
     assert all(n == 1 for _, n in events), events
 
 
+@pytest.mark.direct_only
 def test_parallel_auto_assign_and_claims_never_double_assign(
     db: ad.Database,
     dsn: str,

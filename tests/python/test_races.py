@@ -35,6 +35,7 @@ def _race(db: ad.Database, mechanics: list[uuid.UUID], request_id: uuid.UUID) ->
     return results
 
 
+@pytest.mark.direct_only
 def test_accept_race_has_exactly_one_winner_every_time(
     db: ad.Database,
     dsn: str,
