@@ -23,8 +23,16 @@ CONTRACT_TESTS := tests/python/test_flow1.py tests/python/test_intake.py \
                   tests/python/test_races.py tests/python/test_events.py \
                   tests/python/test_async.py
 
-ifeq ($(strip $(PGHOST)),)
+# Local mode (the throwaway cluster) unless the user named a server with PGHOST. The
+# decision is exported, so that recursive makes (which inherit our PGHOST) keep it.
+ifneq ($(AUTODOCTOR_LOCAL_DB),)
   LOCAL_DB := 1
+else ifeq ($(strip $(PGHOST)),)
+  LOCAL_DB := 1
+endif
+
+ifdef LOCAL_DB
+  export AUTODOCTOR_LOCAL_DB := 1
   POOLER_PORT  := $(shell scripts/db.sh pooler-port)
   REPLICA_PORT := $(shell scripts/db.sh replica-port)
   export PGHOST     := 127.0.0.1
@@ -113,9 +121,14 @@ pgtap: deploy ## the pgTAP suite (pg_prove)
 	@pg_prove --failures --ext .sql -r tests/pgtap
 
 pytest: deploy db-pooler db-replica $(STAMPS)/venv ## the pytest suite: directly, then the contract through pgbouncer
+ifdef LOCAL_DB
 	@AUTODOCTOR_TEST_REPLICA_PORT=$(REPLICA_PORT) $(PY) -m pytest tests/python
 	@echo "--- the contract tests again, through pgbouncer (transaction pooling, no prepares) ---"
 	@AUTODOCTOR_TEST_POOLER_PORT=$(POOLER_PORT) $(PY) -m pytest -q $(CONTRACT_TESTS)
+else
+	@$(PY) -m pytest tests/python
+	@echo "pytest: your own server (PGHOST): no pgbouncer or replica pass; the throwaway cluster runs them"
+endif
 
 lint: $(STAMPS)/venv ## ruff and mypy --strict
 	@$(VENV)/bin/ruff check python tests

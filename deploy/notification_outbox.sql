@@ -6,7 +6,7 @@
 BEGIN;
 
 CREATE TABLE autodoctor.notification_outbox (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id bigint GENERATED ALWAYS AS IDENTITY,
     created_at timestamptz NOT NULL DEFAULT now(),
     kind text NOT NULL CHECK (kind IN ('new_request', 'session_assigned')),
     mechanic_id uuid NOT NULL REFERENCES autodoctor.profiles (id) ON DELETE CASCADE,
@@ -17,12 +17,15 @@ CREATE TABLE autodoctor.notification_outbox (
     attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_at timestamptz NOT NULL DEFAULT now(),
     last_error text,
-    sent_at timestamptz
-);
+    sent_at timestamptz,
+    PRIMARY KEY (id, created_at)
+) PARTITION BY RANGE (created_at);
 
 COMMENT ON TABLE autodoctor.notification_outbox IS
     'E-mails to mechanics, queued in the transaction of the change they announce and '
-    'drained by the worker (FOR UPDATE SKIP LOCKED, retries with backoff, at-least-once).';
+    'drained by the worker (FOR UPDATE SKIP LOCKED, retries with backoff, at-least-once). '
+    'Partitioned by month of created_at; months older than settings.outbox_retention '
+    'with nothing pending are dropped by run_maintenance().';
 
 CREATE INDEX notification_outbox_mechanic_id_idx ON autodoctor.notification_outbox (mechanic_id);
 CREATE INDEX notification_outbox_due_idx ON autodoctor.notification_outbox (next_attempt_at)

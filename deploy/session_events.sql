@@ -4,7 +4,7 @@
 BEGIN;
 
 CREATE TABLE autodoctor.session_events (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id bigint GENERATED ALWAYS AS IDENTITY,
     at timestamptz NOT NULL DEFAULT now(),
     -- The writing transaction's id: a listener's cursor is a commit-order-safe watermark
     -- over it (ids are allocated in one order, transactions commit in another).
@@ -20,12 +20,15 @@ CREATE TABLE autodoctor.session_events (
     to_status text,
     session_type autodoctor.session_type,
     plan_code text,
-    detail jsonb NOT NULL DEFAULT '{}'::jsonb
-);
+    detail jsonb NOT NULL DEFAULT '{}'::jsonb,
+    PRIMARY KEY (id, at)
+) PARTITION BY RANGE (at);
 
 COMMENT ON TABLE autodoctor.session_events IS
     'Append-only log of every state change (who, what, from -> to). The source of truth '
-    'for broadcasts and replay: a NOTIFY on channel autodoctor is only a hint to read it.';
+    'for broadcasts and replay: a NOTIFY on channel autodoctor is only a hint to read it. '
+    'Partitioned by month of at; run_maintenance() creates months ahead and drops those '
+    'older than settings.event_retention.';
 
 CREATE INDEX session_events_request_id_idx ON autodoctor.session_events (request_id)
     WHERE request_id IS NOT NULL;

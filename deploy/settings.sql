@@ -11,12 +11,19 @@ CREATE TABLE autodoctor.settings (
     -- then least loaded, first), so one request never fans out to the whole fleet.
     new_request_email_limit integer NOT NULL DEFAULT 50
         CHECK (new_request_email_limit BETWEEN 0 AND 10000),
+    -- Bounded history: monthly partitions of session_events and notification_outbox
+    -- wholly older than these are dropped by run_maintenance().
+    event_retention interval NOT NULL DEFAULT interval '180 days'
+        CHECK (event_retention >= interval '1 day'),
+    outbox_retention interval NOT NULL DEFAULT interval '90 days'
+        CHECK (outbox_retention >= interval '1 day'),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
 COMMENT ON TABLE autodoctor.settings IS
     'The one row of package settings: request_ttl (how long a request stays pending), '
-    'new_request_email_limit (mechanics e-mailed per new request).';
+    'new_request_email_limit (mechanics e-mailed per new request), event_retention and '
+    'outbox_retention (history kept).';
 
 INSERT INTO autodoctor.settings DEFAULT VALUES;
 

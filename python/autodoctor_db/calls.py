@@ -76,6 +76,8 @@ def _report(rows: list[Any]) -> MaintenanceReport:
         auto_assigned=int(report["auto_assigned"]),
         converted_orphans=int(report["converted_orphans"]),
         duration_ms=float(report["duration_ms"]),
+        partitions_created=int(report.get("partitions", {}).get("created", 0)),
+        partitions_dropped=int(report.get("partitions", {}).get("dropped", 0)),
     )
 
 

@@ -272,6 +272,9 @@ class MaintenanceReport:
     auto_assigned: int
     converted_orphans: int
     duration_ms: float
+    #: History partitions created ahead and dropped past retention.
+    partitions_created: int = 0
+    partitions_dropped: int = 0
 
 
 @dataclass(frozen=True, slots=True)

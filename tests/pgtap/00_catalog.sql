@@ -125,7 +125,7 @@ SELECT fk_ok('autodoctor', 'sessions', 'request_id', 'autodoctor', 'session_requ
     'sessions.request_id should reference session_requests.id');
 SELECT col_type_is('autodoctor', 'sessions', 'mechanic_id', 'uuid', 'sessions.mechanic_id should be uuid');
 -- session_events
-SELECT col_is_pk('autodoctor', 'session_events', 'id', 'session_events.id should be the primary key');
+SELECT col_is_pk('autodoctor', 'session_events', ARRAY['id', 'at'], 'session_events should be keyed by (id, at): partitioned by month of at');
 SELECT col_type_is('autodoctor', 'session_events', 'id', 'bigint', 'session_events.id should be bigint');
 SELECT is(
     (SELECT attidentity::text FROM pg_catalog.pg_attribute

@@ -73,6 +73,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def pooler_is_transaction_pooling() -> None:
+    """In the pooler pass, prove the pooler is there and pools transactions."""
+    if not VIA_POOLER:
+        return
+    with psycopg.connect(
+        host=os.environ.get("PGHOST", "127.0.0.1"),
+        port=int(VIA_POOLER),
+        user=os.environ.get("PGUSER", "postgres"),
+        dbname="pgbouncer",
+        autocommit=True,
+        prepare_threshold=None,
+    ) as console:
+        config = {row[0]: row[1] for row in console.execute("SHOW CONFIG")}
+    assert config["pool_mode"] == "transaction", config["pool_mode"]
+
+
 @pytest.fixture
 def db(dsn: str) -> Iterator[ad.Database]:
     """The driver on this test's database, with room for the race tests' connections."""
