@@ -53,6 +53,7 @@ BEGIN
        AND r.status = 'pending'
        AND r.expires_at > now()
        AND r.customer_id <> v_uid
+       AND r.market = v_mechanic.market
        AND r.session_type = ANY (v_mechanic.expertise)
        AND (r.location IS NULL OR v_mechanic.location IS NULL
             OR extensions.st_dwithin(r.location, v_mechanic.location,
@@ -105,11 +106,11 @@ BEGIN
     IF v_request.session_id = v_new_session_id THEN
         INSERT INTO autodoctor.sessions
             (id, mechanic_id, customer_user_id, customer_email, plan, type, status,
-             intake_id, scheduled_start, scheduled_for, request_id, metadata)
+             intake_id, scheduled_start, scheduled_for, request_id, market, metadata)
         VALUES
             (v_new_session_id, v_uid, v_request.customer_id, v_request.customer_email,
              v_request.plan_code, v_request.session_type, 'waiting', v_request.intake_id,
-             now(), now(), v_request.id,
+             now(), now(), v_request.id, v_request.market,
              jsonb_build_object('request_id', v_request.id, 'source', 'request'))
         RETURNING * INTO v_session;
     ELSE

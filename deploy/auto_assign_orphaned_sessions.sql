@@ -31,7 +31,7 @@ BEGIN
     END IF;
 
     FOR v_orphan IN
-        SELECT s.id, s.type, s.customer_user_id,
+        SELECT s.id, s.type, s.customer_user_id, s.market,
                (SELECT i.location FROM autodoctor.intakes i WHERE i.id = s.intake_id) AS location
           FROM autodoctor.sessions s
          WHERE s.mechanic_id IS NULL AND s.status IN ('pending', 'live')
@@ -52,7 +52,8 @@ BEGIN
             CONTINUE;
         END IF;
 
-        v_mechanic := autodoctor._pick_mechanic(v_orphan.type, v_orphan.location, v_orphan.customer_user_id);
+        v_mechanic := autodoctor._pick_mechanic(v_orphan.type, v_orphan.location,
+                                                v_orphan.customer_user_id, v_orphan.market);
         IF v_mechanic IS NULL THEN
             CONTINUE;
         END IF;

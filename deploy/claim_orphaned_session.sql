@@ -69,9 +69,9 @@ BEGIN
             DETAIL = 'not_qualified';
     END IF;
     SELECT i.location INTO v_location FROM autodoctor.intakes i WHERE i.id = v_session.intake_id;
-    IF v_location IS NOT NULL AND v_mechanic.location IS NOT NULL
+    IF v_session.market <> v_mechanic.market OR (v_location IS NOT NULL AND v_mechanic.location IS NOT NULL
        AND NOT extensions.st_dwithin(v_location, v_mechanic.location,
-                                     (v_mechanic.service_radius_km * 1000)::double precision) THEN
+                                     (v_mechanic.service_radius_km * 1000)::double precision) ) THEN
         RAISE EXCEPTION USING
             ERRCODE = '42501',
             MESSAGE = 'session is outside this mechanic''s service area',

@@ -46,7 +46,7 @@ BEGIN
 
         INSERT INTO autodoctor.session_requests
             (customer_id, session_type, plan_code, status, customer_name, customer_email,
-             expires_at, session_id, intake_id, location, metadata)
+             expires_at, session_id, intake_id, location, market, metadata)
         VALUES
             (v_orphan.customer_user_id, v_orphan.type,
              -- A legacy plan code not (or no longer) in the catalogue falls back to free.
@@ -58,7 +58,7 @@ BEGIN
                       'Customer'),
              coalesce(v_orphan.customer_email, v_orphan.user_email),
              now() + autodoctor._request_ttl(), v_orphan.id, v_orphan.intake_id,
-             v_orphan.intake_location,
+             v_orphan.intake_location, v_orphan.market,
              jsonb_build_object('migrated_from_session', v_orphan.id, 'source', 'orphan'))
         ON CONFLICT (session_id) WHERE status = 'pending' AND session_id IS NOT NULL DO NOTHING
         RETURNING * INTO v_request;

@@ -25,6 +25,7 @@ SELECT r.id,
  WHERE r.status = 'pending'
    AND r.expires_at > now()
    AND m.active
+   AND r.market = m.market
    AND r.customer_id <> m.user_id
    AND r.session_type = ANY (m.expertise)
    AND (r.location IS NULL OR m.location IS NULL

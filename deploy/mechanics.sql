@@ -12,6 +12,8 @@ CREATE TABLE autodoctor.mechanics (
     expertise autodoctor.session_type[] NOT NULL
         DEFAULT enum_range(NULL::autodoctor.session_type)
         CHECK (cardinality(expertise) > 0 AND array_position(expertise, NULL) IS NULL),
+    -- The market (region) the row belongs to: the future distribution key (docs/SCALING.md).
+    market text NOT NULL DEFAULT 'default' CHECK (market ~ '^[a-z0-9_-]{1,40}$'),
     location extensions.geography(Point, 4326),
     service_radius_km numeric NOT NULL DEFAULT 50
         CHECK (service_radius_km > 0 AND service_radius_km <= 20000),

@@ -59,6 +59,7 @@ BEGIN
       FROM autodoctor.session_requests r
       JOIN autodoctor.mechanics m
         ON m.active AND m.online
+       AND m.market = r.market
        AND r.session_type = ANY (m.expertise)
        AND m.user_id <> r.customer_id
        AND (r.location IS NULL OR m.location IS NULL

@@ -73,7 +73,8 @@ REVOKE ALL ON FUNCTION autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid) F
 CREATE FUNCTION autodoctor._pick_mechanic(
     session_type autodoctor.session_type,
     location extensions.geography,
-    customer_id uuid
+    customer_id uuid,
+    market text
 )
 RETURNS uuid
 LANGUAGE plpgsql
@@ -91,6 +92,7 @@ BEGIN
            AND _pick_mechanic.session_type = ANY (m.expertise)
            AND m.active_sessions < m.max_concurrent_sessions
            AND m.user_id IS DISTINCT FROM _pick_mechanic.customer_id
+           AND m.market = _pick_mechanic.market
            AND extensions.st_dwithin(m.location, _pick_mechanic.location,
                                      (m.service_radius_km * 1000)::double precision)
          ORDER BY m.location OPERATOR(extensions.<->) _pick_mechanic.location, m.active_sessions
@@ -107,6 +109,7 @@ BEGIN
        AND _pick_mechanic.session_type = ANY (m.expertise)
        AND m.active_sessions < m.max_concurrent_sessions
        AND m.user_id IS DISTINCT FROM _pick_mechanic.customer_id
+       AND m.market = _pick_mechanic.market
      ORDER BY m.active_sessions, m.user_id
      LIMIT 1
        FOR UPDATE SKIP LOCKED;
@@ -114,8 +117,8 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid) IS
+COMMENT ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid, text) IS
     'Private: locks and returns the best available mechanic (nearest, then least loaded), or NULL.';
-REVOKE ALL ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid, text) FROM PUBLIC;
 
 COMMIT;

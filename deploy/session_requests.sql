@@ -28,6 +28,8 @@ CREATE TABLE autodoctor.session_requests (
     session_id uuid,
     idempotency_key text CHECK (char_length(idempotency_key) BETWEEN 1 AND 200),
     location extensions.geography(Point, 4326),
+    -- The market (region) the row belongs to: the future distribution key (docs/SCALING.md).
+    market text NOT NULL DEFAULT 'default' CHECK (market ~ '^[a-z0-9_-]{1,40}$'),
     cancelled_at timestamptz,
     expired_at timestamptz
 );
@@ -79,6 +81,7 @@ CREATE POLICY session_requests_select_authenticated ON autodoctor.session_reques
                   FROM autodoctor.mechanics m
                  WHERE m.user_id = (SELECT auth.uid())
                    AND m.active
+                   AND m.market = session_requests.market
                    AND session_requests.session_type = ANY (m.expertise)
                    AND (session_requests.location IS NULL OR m.location IS NULL
                         OR extensions.st_dwithin(session_requests.location, m.location,

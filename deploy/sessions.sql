@@ -24,7 +24,9 @@ CREATE TABLE autodoctor.sessions (
     metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
     -- One session per request: the request that created or assigned this session.
     request_id uuid UNIQUE REFERENCES autodoctor.session_requests (id),
-    cancel_reason text
+    cancel_reason text,
+    -- The market (region) the row belongs to: the future distribution key (docs/SCALING.md).
+    market text NOT NULL DEFAULT 'default' CHECK (market ~ '^[a-z0-9_-]{1,40}$')
 );
 
 COMMENT ON TABLE autodoctor.sessions IS

@@ -2,7 +2,7 @@
 
 BEGIN;
 
-DROP FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid);
+DROP FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid, text);
 DROP FUNCTION autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid);
 
 COMMIT;

@@ -6,7 +6,7 @@ DO $$
 BEGIN
     ASSERT to_regprocedure('autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid)') IS NOT NULL,
         '_assign_orphan must exist';
-    ASSERT to_regprocedure('autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid)') IS NOT NULL,
+    ASSERT to_regprocedure('autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid, text)') IS NOT NULL,
         '_pick_mechanic must exist';
 END
 $$;
