@@ -56,6 +56,24 @@ BEGIN
             DETAIL = 'session_not_claimable',
             HINT = 'Another mechanic took it, or it was closed.';
     END IF;
+    -- A conversion may have committed a pending request for it while we waited for the
+    -- session's lock: take it too, but never wait for it now (that would invert the lock
+    -- order); if someone else holds it, they are deciding this session.
+    IF v_request_id IS NULL THEN
+        SELECT r.id INTO v_request_id
+          FROM autodoctor.session_requests r
+         WHERE r.session_id = v_session.id AND r.status = 'pending'
+           FOR UPDATE SKIP LOCKED;
+        IF v_request_id IS NULL AND EXISTS (
+            SELECT 1 FROM autodoctor.session_requests r
+             WHERE r.session_id = v_session.id AND r.status = 'pending') THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'PT409',
+                MESSAGE = 'session is being assigned by someone else',
+                DETAIL = 'session_not_claimable',
+                HINT = 'Another mechanic is accepting its request right now.';
+        END IF;
+    END IF;
     IF v_session.customer_user_id = v_uid THEN
         RAISE EXCEPTION USING
             ERRCODE = '42501',

@@ -25,11 +25,19 @@ DECLARE
     v_session autodoctor.sessions;
     v_from autodoctor.session_status;
     v_is_mechanic boolean;
+    v_request_id uuid;
 BEGIN
     IF transition_session.to_status IS NULL THEN
         RAISE EXCEPTION USING
             ERRCODE = '22023', MESSAGE = 'to_status is required', DETAIL = 'invalid_status';
     END IF;
+
+    -- Lock order shared by every function: a request before its session. A converted
+    -- orphan's pending request is cancelled with its session.
+    SELECT r.id INTO v_request_id
+      FROM autodoctor.session_requests r
+     WHERE r.session_id = transition_session.session_id AND r.status = 'pending'
+       FOR UPDATE;
 
     SELECT * INTO v_session
       FROM autodoctor.sessions s
@@ -83,6 +91,17 @@ BEGIN
 
     PERFORM autodoctor._log_event('session_status_changed', v_session.request_id, v_session.id, v_uid,
                                   v_from::text, v_session.status::text, v_session.type, v_session.plan);
+
+    IF v_session.status = 'cancelled' AND v_request_id IS NOT NULL THEN
+        UPDATE autodoctor.session_requests r
+           SET status = 'cancelled', cancelled_at = now(), updated_at = now()
+         WHERE r.id = v_request_id AND r.status = 'pending';
+        IF FOUND THEN
+            PERFORM autodoctor._log_event('request_cancelled', v_request_id, v_session.id, v_uid,
+                                          'pending', 'cancelled', v_session.type, v_session.plan,
+                                          jsonb_build_object('reason', 'session_cancelled'));
+        END IF;
+    END IF;
     RETURN v_session;
 END
 $$;
