@@ -64,7 +64,15 @@ CREATE UNIQUE INDEX session_requests_one_pending_per_session_idx
     WHERE status = 'pending' AND session_id IS NOT NULL;
 
 ALTER TABLE autodoctor.session_requests ENABLE ROW LEVEL SECURITY;
-GRANT SELECT ON autodoctor.session_requests TO authenticated, service_role;
+GRANT SELECT ON autodoctor.session_requests TO service_role;
+-- Signed-in users read every column but the customer's e-mail: an eligible mechanic sees a
+-- pending request before accepting it, and the e-mail is not theirs to see (the customer
+-- gets it back from the functions, which return the whole row).
+GRANT SELECT (id, created_at, updated_at, customer_id, mechanic_id, session_type, plan_code,
+              status, customer_name, notes, accepted_at, notification_sent_at, metadata,
+              intake_id, expires_at, session_id, idempotency_key, location, cancelled_at,
+              expired_at, market)
+    ON autodoctor.session_requests TO authenticated;
 
 -- A mechanic sees the pending, unexpired requests they could accept: active, expertise
 -- covering the type, and within their service radius where both sides have a location.

@@ -99,9 +99,15 @@ SELECT id, created_at, expires_at, session_type::text AS session_type, plan_code
  LIMIT %(limit)s
 """
 
+#: Reading the table as a user: every column but customer_email, which authenticated
+#: may not read (the functions return it to its customer with the rest of the row).
+USER_REQUEST_COLUMNS: Final = REQUEST_COLUMNS.replace(
+    "r.customer_email,", "NULL::text AS customer_email,"
+)
+
 GET_SESSION_REQUEST: Final = (
     "SELECT"
-    + REQUEST_COLUMNS
+    + USER_REQUEST_COLUMNS
     + """
   FROM autodoctor.session_requests AS r
  WHERE r.id = %(request_id)s::uuid

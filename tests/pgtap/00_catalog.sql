@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(256);
+SELECT plan(265);
 \ir helpers.psql
 
 -- ---------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ SELECT table_privs_are('autodoctor', t.rel, r.role,
           ('mechanics', ARRAY['authenticated', 'service_role']),
           ('plans', ARRAY['authenticated', 'service_role']),
           ('intakes', ARRAY['authenticated', 'service_role']),
-          ('session_requests', ARRAY['authenticated', 'service_role']),
+          ('session_requests', ARRAY['service_role']),
           ('sessions', ARRAY['authenticated', 'service_role']),
           ('session_events', ARRAY['authenticated', 'service_role']),
           ('settings', ARRAY['service_role']),
@@ -274,6 +274,13 @@ SELECT table_privs_are('autodoctor', t.rel, r.role,
        ) AS t(rel, readers)
  CROSS JOIN unnest(ARRAY['authenticated', 'service_role', 'anon', 'public']::name[]) AS r(role)
  ORDER BY t.rel, r.role;
+SELECT column_privs_are('autodoctor', 'session_requests', 'customer_email', 'authenticated',
+        ARRAY[]::text[],
+        'authenticated should not read session_requests.customer_email (mechanics see pending requests)');
+SELECT column_privs_are('autodoctor', 'session_requests', c, 'authenticated', ARRAY['SELECT'],
+        format('authenticated should read session_requests.%s', c))
+  FROM unnest(ARRAY['id', 'customer_id', 'status', 'customer_name', 'notes', 'location',
+                    'expires_at', 'market']) AS c;
 SELECT is_empty(
     $$SELECT c.relname, r.role, p.priv
         FROM pg_catalog.pg_class c

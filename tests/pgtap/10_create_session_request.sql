@@ -5,7 +5,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(55);
+SELECT plan(56);
 \ir helpers.psql
 
 -- ---------------------------------------------------------------------------------------
@@ -44,12 +44,16 @@ SELECT lives_ok(
     'create should succeed for a signed-in customer, called with named arguments');
 SELECT results_eq(
     $$SELECT status::text, customer_id, session_type::text, plan_code, notes, customer_name,
-             customer_email, mechanic_id, session_id, intake_id, idempotency_key, accepted_at
+             mechanic_id, session_id, intake_id, idempotency_key, accepted_at
         FROM autodoctor.session_requests WHERE id = pg_temp.id('r1')$$,
     $$VALUES ('pending', pg_temp.id('alice'), 'video', 'free', 'Brakes squeak when cold',
-              'Alice Doe', 'alice@example.test', NULL::uuid, NULL::uuid, NULL::uuid, NULL::text,
+              'Alice Doe', NULL::uuid, NULL::uuid, NULL::uuid, NULL::text,
               NULL::timestamptz)$$,
-    'create should write a pending request owned by the caller, with the profile name and e-mail');
+    'create should write a pending request owned by the caller, with the profile name');
+SELECT throws_ok(
+    $$SELECT customer_email FROM autodoctor.session_requests$$,
+    '42501', NULL,
+    'signed-in users (mechanics included) should not read customers'' e-mail from the table');
 SELECT is(
     (SELECT expires_at - created_at FROM autodoctor.session_requests WHERE id = pg_temp.id('r1')),
     (SELECT request_ttl FROM pg_temp.ttl),
