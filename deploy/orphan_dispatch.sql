@@ -93,9 +93,12 @@ BEGIN
            AND m.active_sessions < m.max_concurrent_sessions
            AND m.user_id IS DISTINCT FROM _pick_mechanic.customer_id
            AND m.market = _pick_mechanic.market
-           AND extensions.st_dwithin(m.location, _pick_mechanic.location,
-                                     (m.service_radius_km * 1000)::double precision)
-         ORDER BY m.location OPERATOR(extensions.<->) _pick_mechanic.location, m.active_sessions
+           -- st_distance, not st_dwithin: with a per-mechanic radius st_dwithin cannot use
+           -- the index anyway, and its selectivity estimate (one row) makes the planner
+           -- sort instead of walking the GiST index nearest-first (KNN, with LIMIT 1).
+           AND extensions.st_distance(m.location, _pick_mechanic.location)
+               <= (m.service_radius_km * 1000)::double precision
+         ORDER BY m.location OPERATOR(extensions.<->) _pick_mechanic.location
          LIMIT 1
            FOR UPDATE SKIP LOCKED;
         IF v_pick IS NOT NULL THEN
