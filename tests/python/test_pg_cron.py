@@ -1,0 +1,89 @@
+"""run_maintenance() runs under pg_cron in the database pg_cron serves (the Makefile's)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+#: pg_cron serves one database per cluster (cron.database_name): the Makefile's.
+MAIN_DSN = " ".join(
+    f"{key}={os.environ[var]}"
+    for key, var in (
+        ("host", "PGHOST"),
+        ("port", "PGPORT"),
+        ("user", "PGUSER"),
+        ("dbname", "PGDATABASE"),
+    )
+    if os.environ.get(var)
+)
+
+
+@pytest.fixture
+def cron_db() -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(MAIN_DSN, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_setting('cron.database_name', true) = current_database()"
+            "   AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')"
+        ).fetchone()
+        if not (row and row[0]):
+            pytest.skip("pg_cron does not serve this database (your own server?)")
+        yield conn
+
+
+def test_maintenance_is_scheduled_every_minute(cron_db: psycopg.Connection[Any]) -> None:
+    job = cron_db.execute(
+        "SELECT schedule, command, active FROM cron.job WHERE jobname = 'autodoctor-maintenance'"
+    ).fetchone()
+    assert job == ("* * * * *", "SELECT autodoctor.run_maintenance()", True)
+
+
+def test_pg_cron_repairs_a_legacy_orphan_within_a_minute(cron_db: psycopg.Connection[Any]) -> None:
+    customer = cron_db.execute(
+        "INSERT INTO auth.users (email) VALUES (%s) RETURNING id",
+        (f"cron-{uuid.uuid4().hex[:8]}@example.test",),
+    ).fetchone()
+    assert customer is not None
+    orphan = cron_db.execute(
+        "INSERT INTO autodoctor.sessions (customer_user_id, plan, type, status)"
+        " VALUES (%s, 'free', 'chat', 'pending') RETURNING id",
+        (customer[0],),
+    ).fetchone()
+    assert orphan is not None
+    deadline = time.monotonic() + 75  # the job runs at the top of every minute
+    repaired = None
+    while time.monotonic() < deadline:
+        repaired = cron_db.execute(
+            "SELECT s.mechanic_id IS NOT NULL OR s.status NOT IN ('pending', 'live')"
+            "    OR EXISTS (SELECT 1 FROM autodoctor.session_requests r"
+            "                WHERE r.session_id = s.id AND r.status = 'pending')"
+            "  FROM autodoctor.sessions s WHERE s.id = %s",
+            (orphan[0],),
+        ).fetchone()
+        if repaired and repaired[0]:
+            break
+        time.sleep(1)
+    assert repaired and repaired[0], "pg_cron's maintenance did not repair the orphan in time"
+    runs = cron_db.execute(
+        "SELECT d.status FROM cron.job_run_details d JOIN cron.job j USING (jobid)"
+        " WHERE j.jobname = 'autodoctor-maintenance' ORDER BY d.start_time DESC LIMIT 1"
+    ).fetchone()
+    assert runs == ("succeeded",)
+    # Leave the shared database clean, through the API (the customer cancels the request,
+    # which cancels the orphan with it, both logged).
+    with cron_db.transaction():
+        cron_db.execute(
+            "SELECT set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', %s, true)",
+            (f'{{"sub": "{customer[0]}"}}',),
+        )
+        cron_db.execute(
+            "SELECT autodoctor.cancel_session_request(r.id) FROM autodoctor.session_requests r"
+            " WHERE r.session_id = %s AND r.status = 'pending'",
+            (orphan[0],),
+        )
