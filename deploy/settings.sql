@@ -17,6 +17,10 @@ CREATE TABLE autodoctor.settings (
         CHECK (event_retention >= interval '1 day'),
     outbox_retention interval NOT NULL DEFAULT interval '90 days'
         CHECK (outbox_retention >= interval '1 day'),
+    -- How broadcasts leave: 'transaction' (one NOTIFY in each event's own transaction) or
+    -- 'relay' (the hot transaction only logs; a relay NOTIFYs once per batch). Changed
+    -- with autodoctor.set_notify_mode(), which also switches the trigger.
+    notify_mode text NOT NULL DEFAULT 'transaction' CHECK (notify_mode IN ('transaction', 'relay')),
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 

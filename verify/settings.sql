@@ -2,7 +2,7 @@
 
 BEGIN;
 
-SELECT id, request_ttl, new_request_email_limit, event_retention, outbox_retention, updated_at FROM autodoctor.settings WHERE FALSE;
+SELECT id, request_ttl, new_request_email_limit, event_retention, outbox_retention, notify_mode, updated_at FROM autodoctor.settings WHERE FALSE;
 
 DO $$
 BEGIN

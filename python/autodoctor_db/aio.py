@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 from uuid import UUID
 
 import psycopg
@@ -223,6 +223,16 @@ class AsyncCaller:
     ) -> Notification:
         """Record a delivery attempt: sent, or retried with backoff, or failed."""
         return await self._run(calls.complete_notification(notification_id, error, max_attempts))
+
+    @maps_errors_async
+    async def relay_events(self) -> int:
+        """Relay mode: NOTIFY once for the events logged since the last relay; how many."""
+        return await self._run(calls.relay_events())
+
+    @maps_errors_async
+    async def set_notify_mode(self, mode: Literal["transaction", "relay"]) -> str:
+        """Broadcast in each event's transaction (default) or in batches by a relay."""
+        return await self._run(calls.set_notify_mode(mode))
 
     @maps_errors_async
     async def orphaned_sessions(self, *, limit: int = 100) -> list[OrphanedSession]:

@@ -246,6 +246,18 @@ def complete_notification(
     )
 
 
+def relay_events() -> Call[int]:
+    return Call(queries.RELAY_EVENTS, {}, None, _count)
+
+
+def _text(rows: list[Any]) -> str:
+    return str(_one(rows)[0])
+
+
+def set_notify_mode(mode: str) -> Call[str]:
+    return Call(queries.SET_NOTIFY_MODE, {"mode": mode}, None, _text)
+
+
 def orphaned_sessions(limit: int) -> Call[list[OrphanedSession]]:
     return Call(queries.ORPHANED_SESSIONS, {"limit": limit}, OrphanedSession, _rows)
 

@@ -249,6 +249,16 @@ class Caller:
         return self._run(calls.complete_notification(notification_id, error, max_attempts))
 
     @maps_errors
+    def relay_events(self) -> int:
+        """Relay mode: NOTIFY once for the events logged since the last relay; how many."""
+        return self._run(calls.relay_events())
+
+    @maps_errors
+    def set_notify_mode(self, mode: Literal["transaction", "relay"]) -> str:
+        """Broadcast in each event's transaction (default) or in batches by a relay."""
+        return self._run(calls.set_notify_mode(mode))
+
+    @maps_errors
     def orphaned_sessions(self, *, limit: int = 100) -> list[OrphanedSession]:
         """Active sessions without a mechanic, oldest first (service role)."""
         return self._run(calls.orphaned_sessions(limit))

@@ -14,7 +14,10 @@ the cursor to the last event delivered therefore never skips and never repeats, 
 reconnects too. The price: an event is delivered only once every older writing
 transaction has ended, so a long-running writer delays delivery by its own duration.
 NOTIFY is only a wake-up; the log is also polled every ``poll_interval`` seconds, which
-catches an older transaction that ended without notifying and probes the connection.
+catches an older transaction that ended without notifying and probes the connection. In
+relay mode (``autodoctor.set_notify_mode('relay')``) the writers do not NOTIFY at all:
+every follower calls ``relay_events()`` on each poll, so the listeners themselves keep
+the broadcasts flowing (the worker relays more often, for lower latency).
 """
 
 from __future__ import annotations
@@ -64,6 +67,23 @@ def resolve_cursor(conn: psycopg.Connection[Any], after: int | EventCursor) -> E
     return _cursor_of(row, after, oldest)
 
 
+def _relay_mode(conn: psycopg.Connection[Any]) -> bool:
+    """Whether broadcasts are relayed (then every listener relays on each poll too)."""
+    try:
+        row = conn.execute(queries.NOTIFY_MODE).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return bool(row and row[0] == "relay")
+
+
+async def _relay_mode_async(conn: psycopg.AsyncConnection[Any]) -> bool:
+    try:
+        row = await (await conn.execute(queries.NOTIFY_MODE)).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return bool(row and row[0] == "relay")
+
+
 def _set_role(role: str | None) -> sql.Composed | None:
     return sql.SQL("SET ROLE {}").format(sql.Identifier(role)) if role else None
 
@@ -90,6 +110,7 @@ def follow_events(
                 if set_role is not None:
                     conn.execute(set_role)
                 conn.execute("LISTEN autodoctor")
+                relay = _relay_mode(conn)
                 if cursor is None:
                     cursor = resolve_cursor(conn, after)
                 backoff = 0.2
@@ -108,6 +129,8 @@ def follow_events(
                             break
                     if stopped():
                         return
+                    if relay:
+                        conn.execute(queries.RELAY_EVENTS)
                     for _ in conn.notifies(timeout=poll_interval, stop_after=1):
                         pass
         except psycopg.OperationalError as exc:
@@ -143,6 +166,7 @@ async def follow_events_async(
                 if set_role is not None:
                     await conn.execute(set_role)
                 await conn.execute("LISTEN autodoctor")
+                relay = await _relay_mode_async(conn)
                 if cursor is None:
                     cursor = await _resolve_cursor_async(conn, after)
                 backoff = 0.2
@@ -161,6 +185,8 @@ async def follow_events_async(
                             break
                     if stopped():
                         return
+                    if relay:
+                        await conn.execute(queries.RELAY_EVENTS)
                     async for _ in conn.notifies(timeout=poll_interval, stop_after=1):
                         pass
         except psycopg.OperationalError as exc:

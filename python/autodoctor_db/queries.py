@@ -301,3 +301,9 @@ SELECT application_name AS name, state,
   FROM pg_stat_replication
  ORDER BY application_name
 """
+
+RELAY_EVENTS: Final = "SELECT autodoctor.relay_events() AS n"
+
+SET_NOTIFY_MODE: Final = "SELECT autodoctor.set_notify_mode(mode => %(mode)s) AS mode"
+
+NOTIFY_MODE: Final = "SELECT s.notify_mode FROM autodoctor.settings AS s WHERE s.id"

@@ -8,7 +8,8 @@ each is sent over SMTP and recorded with ``complete_notification`` (sent, or ret
 with exponential backoff, or failed after ``max_attempts``; rows are never deleted).
 Delivery is at-least-once: if the worker dies after the SMTP server took a mail but
 before the transaction commits, that mail is sent again. Where pg_cron is not installed in
-the database, ``run_maintenance()`` runs every ``maintenance_interval`` seconds. SIGTERM
+the database, ``run_maintenance()`` runs every ``maintenance_interval`` seconds. In relay
+notify mode it also calls ``relay_events()`` every ``relay_interval`` seconds. SIGTERM
 (or ``stop``) ends the loop after the current round.
 """
 
@@ -89,6 +90,7 @@ class Worker:
         poll_interval: float = 2.0,
         maintenance: MaintenanceMode = "auto",
         maintenance_interval: float = 60.0,
+        relay_interval: float = 0.1,
     ) -> None:
         self.db = db
         self.smtp = smtp
@@ -97,6 +99,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.maintenance = maintenance
         self.maintenance_interval = maintenance_interval
+        self.relay_interval = relay_interval
         self.stop_event = threading.Event()
 
     def _send(self, note: Notification) -> str | None:
@@ -141,6 +144,24 @@ class Worker:
             ).fetchone()
         return bool(row and row[0])
 
+    def notify_mode(self) -> str:
+        """'transaction' or 'relay' (then this worker relays every ``relay_interval``)."""
+        with self.db.pool.connection() as conn:
+            row = conn.execute("SELECT notify_mode FROM autodoctor.settings WHERE id").fetchone()
+        return str(row[0]) if row else "transaction"
+
+    def _pause(self, relay: bool) -> None:
+        """Wait until the next outbox round, relaying broadcasts meanwhile in relay mode."""
+        deadline = _now() + self.poll_interval
+        while not self.stop_event.is_set() and _now() < deadline:
+            if relay:
+                try:
+                    with self.db.as_service() as svc:
+                        svc.relay_events()
+                except AutodoctorError as exc:
+                    log.error("relay failed: %s", exc)
+            self.stop_event.wait(self.relay_interval if relay else deadline - _now())
+
     def run(self) -> None:
         """Loop until :meth:`stop`: drain the outbox, run maintenance when it is due."""
         run_maintenance = self.maintenance == "always" or (
@@ -152,6 +173,9 @@ class Worker:
             self.smtp.port,
             f"every {self.maintenance_interval:g}s" if run_maintenance else "by pg_cron / off",
         )
+        relay = self.notify_mode() == "relay"
+        if relay:
+            log.info("relay mode: relaying broadcasts every %gs", self.relay_interval)
         next_maintenance = 0.0
         while not self.stop_event.is_set():
             try:
@@ -167,7 +191,7 @@ class Worker:
                         continue  # more may be due: no pause
             except AutodoctorError as exc:
                 log.error("worker round failed: %s", exc)
-            self.stop_event.wait(self.poll_interval)
+            self._pause(relay)
         log.info("worker stopped")
 
     def stop(self) -> None:

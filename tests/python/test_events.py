@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -244,3 +245,52 @@ def test_events_require_resync_below_oldest_retained(
     with pytest.raises(errors.ResyncNeeded) as info:
         next(gen)
     assert info.value.reason == "cursor_too_old"
+
+
+def test_relay_mode_writers_do_not_notify_and_one_relay_notifies_per_batch(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID]
+) -> None:
+    customer = make_user()
+    with db.as_service() as svc:
+        assert svc.set_notify_mode("relay") == "relay"
+    try:
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute("LISTEN autodoctor")
+            with db.as_user(customer) as u:
+                for _ in range(3):
+                    u.create_session_request("chat", "free")
+            assert list(listener.notifies(timeout=0.5)) == []  # the hot path is silent
+            with db.as_service() as svc:
+                assert svc.relay_events() == 3
+                assert svc.relay_events() == 0
+            notes = list(listener.notifies(timeout=2, stop_after=1))
+        assert len(notes) == 1
+        payload = json.loads(notes[0].payload)
+        assert payload["event"] == "events_available" and payload["count"] == 3
+    finally:
+        with db.as_service() as svc:
+            svc.set_notify_mode("transaction")
+
+
+def test_relay_mode_followers_still_get_every_event(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    customer = make_user()
+    with db.as_service() as svc:
+        svc.set_notify_mode("relay")
+    try:
+        f = follow(0)
+        with db.as_user(customer) as u:
+            for _ in range(5):
+                u.create_session_request("chat", "free")
+        f.wait_for(5)
+        assert f.ids() == _logged_ids(dsn)
+    finally:
+        with db.as_service() as svc:
+            svc.set_notify_mode("transaction")
+
+
+def test_set_notify_mode_rejects_unknown_modes(db: ad.Database) -> None:
+    with pytest.raises(errors.InvalidInput) as info, db.as_service() as svc:
+        svc.set_notify_mode("carrier-pigeon")  # type: ignore[arg-type]
+    assert info.value.reason == "invalid_notify_mode"
