@@ -6,7 +6,7 @@ SELECT id, last_event_id, relayed_at FROM autodoctor.relay_state WHERE FALSE;
 
 DO $$
 BEGIN
-    ASSERT has_function_privilege('service_role', 'autodoctor.relay_events()', 'execute'),
+    ASSERT has_function_privilege('service_role', 'autodoctor.relay_events(integer)', 'execute'),
         'service_role must be able to execute relay_events';
     ASSERT has_function_privilege('service_role', 'autodoctor.set_notify_mode(text)', 'execute'),
         'service_role must be able to execute set_notify_mode';

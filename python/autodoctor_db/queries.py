@@ -302,7 +302,7 @@ SELECT application_name AS name, state,
  ORDER BY application_name
 """
 
-RELAY_EVENTS: Final = "SELECT autodoctor.relay_events() AS n"
+RELAY_EVENTS: Final = "SELECT autodoctor.relay_events() AS n"  # default batch of 1000
 
 SET_NOTIFY_MODE: Final = "SELECT autodoctor.set_notify_mode(mode => %(mode)s) AS mode"
 

@@ -263,10 +263,20 @@ def test_relay_mode_writers_do_not_notify_and_one_relay_notifies_per_batch(
             with db.as_service() as svc:
                 assert svc.relay_events() == 3
                 assert svc.relay_events() == 0
-            notes = list(listener.notifies(timeout=2, stop_after=1))
-        assert len(notes) == 1
-        payload = json.loads(notes[0].payload)
-        assert payload["event"] == "events_available" and payload["count"] == 3
+            notes = list(listener.notifies(timeout=2, stop_after=3))
+        # The same ids-only payloads as transaction mode, all from one relay transaction.
+        payloads = [json.loads(n.payload) for n in notes]
+        assert [p["event"] for p in payloads] == ["new_request"] * 3
+        assert len({n.pid for n in notes}) == 1
+        assert set(payloads[0]) == {
+            "event_id",
+            "event",
+            "request_id",
+            "session_id",
+            "session_type",
+            "plan_code",
+            "at",
+        }
     finally:
         with db.as_service() as svc:
             svc.set_notify_mode("transaction")
