@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar, cast
 from uuid import UUID
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import class_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -300,6 +301,7 @@ class AsyncDatabase:
         self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
         self._connect_kwargs = dict(connect_kwargs or {})
         self._connect_kwargs.pop("prepare_threshold", None)
+        self._connect_kwargs.pop("autocommit", None)
         self._owns_pool = owns_pool
 
     @asynccontextmanager
@@ -308,14 +310,27 @@ class AsyncDatabase:
     ) -> AsyncIterator[AsyncCaller]:
         uid = UUID(str(user_id)) if user_id is not None else None
         pool = self.read_pool if read_only and self.read_pool is not None else self.pool
+        setup = {"role": role, "claims": claims_for(role, uid)}
         try:
-            async with pool.connection() as conn, conn.transaction():
-                if read_only:
-                    await conn.execute(queries.READ_ONLY)
-                await conn.execute(
-                    queries.SET_CALLER, {"role": role, "claims": claims_for(role, uid)}
-                )
-                yield AsyncCaller(conn, uid, role)
+            async with pool.connection() as conn:
+                if not conn.autocommit:  # a caller's own pool: psycopg's transaction block
+                    async with conn.transaction():
+                        if read_only:
+                            await conn.execute(queries.READ_ONLY)
+                        await conn.execute(queries.SET_CALLER, setup)
+                        yield AsyncCaller(conn, uid, role)
+                    return
+                committed = False
+                try:
+                    async with conn.pipeline():
+                        await conn.execute(queries.BEGIN_READ_ONLY if read_only else queries.BEGIN)
+                        await conn.execute(queries.SET_CALLER, setup)
+                        yield AsyncCaller(conn, uid, role)
+                        await conn.execute(queries.COMMIT)
+                    committed = True
+                finally:
+                    if not committed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                        await conn.execute(queries.ROLLBACK)
         except psycopg.Error as exc:
             raise from_psycopg(exc) from exc
 
@@ -401,7 +416,11 @@ async def connect_async(
     application_name: str = "autodoctor-db",
 ) -> AsyncDatabase:
     """Open an :class:`AsyncDatabase` on ``dsn``: see :func:`autodoctor_db.connect`."""
-    kwargs: dict[str, Any] = {"application_name": application_name, **KEEPALIVES}
+    kwargs: dict[str, Any] = {
+        "application_name": application_name,
+        "autocommit": True,
+        **KEEPALIVES,
+    }
     if not prepare:
         kwargs["prepare_threshold"] = None
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(

@@ -30,6 +30,7 @@ from typing import Any, Literal, TypeVar, cast
 from uuid import UUID
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import class_row, tuple_row
 from psycopg_pool import ConnectionPool
 
@@ -343,18 +344,36 @@ class Database:
         self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
         self._connect_kwargs = dict(connect_kwargs or {})
         self._connect_kwargs.pop("prepare_threshold", None)
+        self._connect_kwargs.pop("autocommit", None)
         self._owns_pool = owns_pool
 
     @contextmanager
     def _as(self, role: Role, user_id: UUID | str | None, read_only: bool) -> Iterator[Caller]:
         uid = UUID(str(user_id)) if user_id is not None else None
         pool = self.read_pool if read_only and self.read_pool is not None else self.pool
+        setup = {"role": role, "claims": claims_for(role, uid)}
         try:
-            with pool.connection() as conn, conn.transaction():
-                if read_only:
-                    conn.execute(queries.READ_ONLY)
-                conn.execute(queries.SET_CALLER, {"role": role, "claims": claims_for(role, uid)})
-                yield Caller(conn, uid, role)
+            with pool.connection() as conn:
+                if not conn.autocommit:  # a caller's own pool: psycopg's transaction block
+                    with conn.transaction():
+                        if read_only:
+                            conn.execute(queries.READ_ONLY)
+                        conn.execute(queries.SET_CALLER, setup)
+                        yield Caller(conn, uid, role)
+                    return
+                # Pipelined: BEGIN and the caller's claims travel with the first query, and
+                # COMMIT is the only other round trip.
+                committed = False
+                try:
+                    with conn.pipeline():
+                        conn.execute(queries.BEGIN_READ_ONLY if read_only else queries.BEGIN)
+                        conn.execute(queries.SET_CALLER, setup)
+                        yield Caller(conn, uid, role)
+                        conn.execute(queries.COMMIT)
+                    committed = True
+                finally:
+                    if not committed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                        conn.execute(queries.ROLLBACK)
         except psycopg.Error as exc:
             raise from_psycopg(exc) from exc
 
@@ -463,7 +482,11 @@ def connect(
     direct server address for LISTEN. ``read_dsn`` names a hot standby for
     ``as_user(..., read_only=True)`` transactions.
     """
-    kwargs: dict[str, Any] = {"application_name": application_name, **KEEPALIVES}
+    kwargs: dict[str, Any] = {
+        "application_name": application_name,
+        "autocommit": True,
+        **KEEPALIVES,
+    }
     if not prepare:
         kwargs["prepare_threshold"] = None
     pool: ConnectionPool[Any] = ConnectionPool(

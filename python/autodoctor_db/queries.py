@@ -307,3 +307,10 @@ RELAY_EVENTS: Final = "SELECT autodoctor.relay_events() AS n"  # default batch o
 SET_NOTIFY_MODE: Final = "SELECT autodoctor.set_notify_mode(mode => %(mode)s) AS mode"
 
 NOTIFY_MODE: Final = "SELECT s.notify_mode FROM autodoctor.settings AS s WHERE s.id"
+
+#: The driver's own transaction control (its pooled connections are in autocommit mode, so
+#: that BEGIN and the caller's claims can be pipelined with the first query).
+BEGIN: Final = "BEGIN"
+BEGIN_READ_ONLY: Final = "BEGIN READ ONLY"
+COMMIT: Final = "COMMIT"
+ROLLBACK: Final = "ROLLBACK"
