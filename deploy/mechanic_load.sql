@@ -13,8 +13,9 @@ ALTER TABLE autodoctor.mechanics
 COMMENT ON COLUMN autodoctor.mechanics.active_sessions IS
     'Sessions of this mechanic in scheduled, waiting or live (kept by a trigger on sessions).';
 
-CREATE INDEX mechanics_least_loaded_idx ON autodoctor.mechanics (active_sessions)
-    WHERE active AND online;
+-- Deliberately not indexed: the counter changes with every accept, and leaving it out of
+-- every index keeps those updates HOT (no index writes). Least-loaded dispatch reads the
+-- few available mechanics through mechanics_available_idx and sorts them.
 
 UPDATE autodoctor.mechanics m
    SET active_sessions = (SELECT count(*) FROM autodoctor.sessions s

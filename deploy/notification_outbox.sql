@@ -2,6 +2,7 @@
 -- requires: session_requests
 -- requires: sessions
 -- requires: settings
+-- requires: mechanic_load
 
 BEGIN;
 
@@ -68,8 +69,7 @@ BEGIN
      WHERE r.id = _queue_new_request_emails.request_id
      ORDER BY CASE WHEN r.location IS NULL OR m.location IS NULL THEN NULL
                    ELSE extensions.st_distance(r.location, m.location) END NULLS LAST,
-              (SELECT count(*) FROM autodoctor.sessions s
-                WHERE s.mechanic_id = m.user_id AND s.status IN ('scheduled', 'waiting', 'live'))
+              m.active_sessions
      LIMIT (SELECT s.new_request_email_limit FROM autodoctor.settings s WHERE s.id);
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN

@@ -85,22 +85,34 @@ DECLARE
     v_pick uuid;
 BEGIN
     IF _pick_mechanic.location IS NOT NULL THEN
+        -- The nearest candidates first, by a KNN walk of the GiST index (LIMIT, no lock),
+        -- then the first of them that can be locked. Locking inside the KNN scan itself
+        -- fails on PostgreSQL 15 / PostGIS 3.3 ("attempted to lock invisible tuple"), hence
+        -- the MATERIALIZED step. st_distance, not st_dwithin: with a per-mechanic radius
+        -- st_dwithin cannot use the index anyway, and its one-row estimate makes the planner
+        -- sort instead of walking the index nearest-first.
+        WITH nearest AS MATERIALIZED (
+            SELECT m.user_id,
+                   m.location OPERATOR(extensions.<->) _pick_mechanic.location AS distance
+              FROM autodoctor.mechanics m
+             WHERE m.active AND m.online
+               AND m.location IS NOT NULL
+               AND _pick_mechanic.session_type = ANY (m.expertise)
+               AND m.active_sessions < m.max_concurrent_sessions
+               AND m.user_id IS DISTINCT FROM _pick_mechanic.customer_id
+               AND m.market = _pick_mechanic.market
+               AND extensions.st_distance(m.location, _pick_mechanic.location)
+                   <= (m.service_radius_km * 1000)::double precision
+             ORDER BY m.location OPERATOR(extensions.<->) _pick_mechanic.location
+             LIMIT 20
+        )
         SELECT m.user_id INTO v_pick
-          FROM autodoctor.mechanics m
-         WHERE m.active AND m.online
-           AND m.location IS NOT NULL
-           AND _pick_mechanic.session_type = ANY (m.expertise)
-           AND m.active_sessions < m.max_concurrent_sessions
-           AND m.user_id IS DISTINCT FROM _pick_mechanic.customer_id
-           AND m.market = _pick_mechanic.market
-           -- st_distance, not st_dwithin: with a per-mechanic radius st_dwithin cannot use
-           -- the index anyway, and its selectivity estimate (one row) makes the planner
-           -- sort instead of walking the GiST index nearest-first (KNN, with LIMIT 1).
-           AND extensions.st_distance(m.location, _pick_mechanic.location)
-               <= (m.service_radius_km * 1000)::double precision
-         ORDER BY m.location OPERATOR(extensions.<->) _pick_mechanic.location
+          FROM nearest n
+          JOIN autodoctor.mechanics m ON m.user_id = n.user_id
+         WHERE m.active AND m.online AND m.active_sessions < m.max_concurrent_sessions
+         ORDER BY n.distance
          LIMIT 1
-           FOR UPDATE SKIP LOCKED;
+           FOR UPDATE OF m SKIP LOCKED;
         IF v_pick IS NOT NULL THEN
             RETURN v_pick;
         END IF;

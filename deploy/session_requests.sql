@@ -75,7 +75,9 @@ GRANT SELECT (id, created_at, updated_at, customer_id, mechanic_id, session_type
     ON autodoctor.session_requests TO authenticated;
 
 -- A mechanic sees the pending, unexpired requests they could accept: active, expertise
--- covering the type, and within their service radius where both sides have a location.
+-- covering the type, same market, and within their service radius where both sides have a
+-- location. The caller's mechanic row is read by uncorrelated subqueries, which PostgreSQL
+-- evaluates once per statement (initplans) instead of once per row.
 CREATE POLICY session_requests_select_authenticated ON autodoctor.session_requests
     FOR SELECT TO authenticated
     USING (
@@ -84,17 +86,20 @@ CREATE POLICY session_requests_select_authenticated ON autodoctor.session_reques
         OR (
             status = 'pending'
             AND expires_at > now()
-            AND EXISTS (
-                SELECT 1
-                  FROM autodoctor.mechanics m
-                 WHERE m.user_id = (SELECT auth.uid())
-                   AND m.active
-                   AND m.market = session_requests.market
-                   AND session_requests.session_type = ANY (m.expertise)
-                   AND (session_requests.location IS NULL OR m.location IS NULL
-                        OR extensions.st_dwithin(session_requests.location, m.location,
-                                                 (m.service_radius_km * 1000)::double precision))
-            )
+            AND market = (SELECT m.market FROM autodoctor.mechanics m
+                           WHERE m.user_id = (SELECT auth.uid()) AND m.active)
+            AND session_type = ANY (coalesce((SELECT m.expertise FROM autodoctor.mechanics m
+                                               WHERE m.user_id = (SELECT auth.uid()) AND m.active),
+                                              '{}'))
+            AND (location IS NULL
+                 OR (SELECT m.location FROM autodoctor.mechanics m
+                      WHERE m.user_id = (SELECT auth.uid())) IS NULL
+                 OR extensions.st_dwithin(
+                        location,
+                        (SELECT m.location FROM autodoctor.mechanics m
+                          WHERE m.user_id = (SELECT auth.uid())),
+                        (SELECT (m.service_radius_km * 1000)::double precision
+                           FROM autodoctor.mechanics m WHERE m.user_id = (SELECT auth.uid()))))
         )
     );
 COMMENT ON POLICY session_requests_select_authenticated ON autodoctor.session_requests IS
