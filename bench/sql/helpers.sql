@@ -1,0 +1,34 @@
+-- bench/sql/helpers.sql: reproducible ids, numbers and points for benchmark data.
+-- Created in the benchmark cluster's databases only (schema bench), never by sqitch.
+\set ON_ERROR_STOP on
+
+CREATE SCHEMA bench;
+COMMENT ON SCHEMA bench IS 'Benchmark helpers: exists only in the benchmark cluster.';
+
+-- uid: the id of the n-th row of a kind ('cust', 'mech', 'req', 'sess', 'intake', 'pool', ...).
+-- The same as md5('bench-' || kind || '-' || n)::uuid in pgbench scripts and loadgen.uid().
+CREATE FUNCTION bench.uid(kind text, n bigint) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT md5('bench-' || kind || '-' || n)::uuid $$;
+
+-- frac: a reproducible pseudo-random number in [0, 1) for (n, salt).
+CREATE FUNCTION bench.frac(n bigint, salt integer DEFAULT 0) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT (((hashint8(n * 7 + salt)::bigint + 2147483648) % 1000003) / 1000003.0)::double precision $$;
+
+-- point: the n-th location in the service region, about 100 x 100 km around Berlin.
+CREATE FUNCTION bench.point(n bigint, salt integer DEFAULT 0) RETURNS extensions.geography
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT extensions.st_setsrid(extensions.st_makepoint(
+              13.40 + (bench.frac(n, salt + 1) - 0.5) * 1.5,
+              52.52 + (bench.frac(n, salt + 2) - 0.5) * 0.9), 4326)::extensions.geography $$;
+
+-- The role PostgREST logs in as: it can only become anon, authenticated or service_role.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
+        CREATE ROLE authenticator LOGIN NOINHERIT;
+    END IF;
+END $$;
+GRANT anon, authenticated, service_role TO authenticator;
+GRANT USAGE ON SCHEMA bench TO authenticated, service_role;
+GRANT EXECUTE ON FUNCTION bench.uid(text, bigint) TO authenticated, service_role;
