@@ -44,8 +44,8 @@ export PGDATABASE ?= autodoctor
 export PGUSER ?= $(shell id -un)
 export PGPORT ?= 5432
 
-.PHONY: help deps db-start db-stop db-status db-wipe db-pooler db-replica deploy revert redeploy psql \
-        test pgtap pytest lint demo clean
+.PHONY: help deps db-start db-stop db-status db-wipe db-pooler db-replica deploy revert redeploy psql bench bench-quick \
+        test check pgtap pytest lint demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,13 @@ $(STAMPS)/venv: pyproject.toml | $(STAMPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "deps: installing the Python package and its dev tools into $(VENV)"
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# squawk, the migration linter (`make check`): a binary wheel from PyPI, into the venv.
+SQUAWK_VERSION := 2.70.0
+$(STAMPS)/squawk: $(STAMPS)/venv
+	@$(VENV)/bin/squawk --version 2>/dev/null | grep -qx 'squawk $(SQUAWK_VERSION)' || \
+	    $(PY) -m pip install -q --disable-pip-version-check 'squawk-cli==$(SQUAWK_VERSION)'
 	@touch $@
 
 deps: $(STAMPS)/apt $(STAMPS)/venv ## install Debian packages and the virtualenv (once)
@@ -114,7 +121,7 @@ psql: db-start ## an interactive shell on the database (pgcli when installed)
 
 # --- tests -----------------------------------------------------------------------------
 
-test: deploy $(STAMPS)/venv ## every test: pgTAP, pytest, lint
+test: check deploy $(STAMPS)/venv ## every test: check, pgTAP, pytest, lint
 	@$(MAKE) --no-print-directory pgtap pytest lint
 
 pgtap: deploy ## the pgTAP suite (pg_prove)
@@ -130,10 +137,30 @@ else
 	@echo "pytest: your own server (PGHOST): no pgbouncer or replica pass; the throwaway cluster runs them"
 endif
 
+# The rules .squawk.toml excepts everywhere, repeated for the second pass (a --exclude on
+# the command line replaces the config file's list).
+SQUAWK_EXCEPT := require-lock-timeout,require-statement-timeout,prefer-bigint-over-int
+
+check: lint $(STAMPS)/squawk deploy ## lint, squawk over deploy/*.sql, catalog lints and plpgsql_check
+	@$(VENV)/bin/squawk deploy/*.sql
+	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
+	    --exclude=$(SQUAWK_EXCEPT),adding-foreign-key-constraint,constraint-missing-not-valid deploy/sessions.sql
+	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
+	    --exclude=$(SQUAWK_EXCEPT),require-concurrent-index-creation deploy/mechanic_load.sql
+	@pg_prove --failures --ext .sql tests/pgtap/90_lints.sql tests/pgtap/91_plpgsql_check.sql
+
 lint: $(STAMPS)/venv ## ruff and mypy --strict
 	@$(VENV)/bin/ruff check python tests
 	@$(VENV)/bin/ruff format --check python tests
 	@$(VENV)/bin/mypy --strict python/autodoctor_db
+
+# --- benchmarks --------------------------------------------------------------------------
+
+bench: $(STAMPS)/apt $(STAMPS)/venv ## benchmarks on a throwaway cluster of their own; rewrites BENCHMARKS.md (~10-15 min)
+	@bench/run $(BENCH_ARGS)
+
+bench-quick: $(STAMPS)/apt $(STAMPS)/venv ## the benchmark harness end to end on small volumes (~3 min)
+	@bench/run --quick $(BENCH_ARGS)
 
 # --- the main job ------------------------------------------------------------------------
 

@@ -11,10 +11,21 @@ BEGIN;
 DO $cron$
 DECLARE
     v_marker CONSTANT text := 'autodoctor-db: created by sqitch change maintenance_schedule';
+    v_cron_db text;
+    v_preload text;
 BEGIN
+    -- Both settings are readable only by superusers and pg_read_all_settings members: a
+    -- role that may not read them cannot create pg_cron either, so it schedules nothing.
+    BEGIN
+        v_cron_db := current_setting('cron.database_name', true);
+        v_preload := current_setting('shared_preload_libraries');
+    EXCEPTION WHEN insufficient_privilege THEN
+        v_cron_db := NULL;
+        v_preload := '';
+    END;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'pg_cron')
-       OR current_setting('cron.database_name', true) IS DISTINCT FROM current_database()
-       OR position('pg_cron' IN current_setting('shared_preload_libraries')) = 0 THEN
+       OR v_cron_db IS DISTINCT FROM current_database()
+       OR position('pg_cron' IN v_preload) = 0 THEN
         RAISE NOTICE 'pg_cron is not available in this database; run autodoctor.run_maintenance() '
                      'from a scheduler (autodoctor-db worker does it on an interval)';
         RETURN;

@@ -46,7 +46,7 @@ AS $$
 DECLARE
     v_last bigint;
     v_max bigint;
-    v_count integer;
+    v_count bigint;
 BEGIN
     IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
         RAISE EXCEPTION USING
@@ -78,7 +78,7 @@ BEGIN
         RETURN 0;
     END IF;
     UPDATE autodoctor.relay_state s SET last_event_id = v_max, relayed_at = now() WHERE s.id;
-    RETURN v_count;
+    RETURN v_count::integer;
 END
 $$;
 

@@ -52,6 +52,23 @@ BEGIN
             DETAIL = 'session_not_found',
             HINT = 'Check the id; list your sessions in autodoctor.my_sessions.';
     END IF;
+    -- A conversion may have committed a pending request for it while we waited for the
+    -- session's lock: take it too, never waiting now (that would invert the lock order).
+    IF v_request_id IS NULL AND transition_session.to_status = 'cancelled' THEN
+        SELECT r.id INTO v_request_id
+          FROM autodoctor.session_requests r
+         WHERE r.session_id = v_session.id AND r.status = 'pending'
+           FOR UPDATE SKIP LOCKED;
+        IF v_request_id IS NULL AND EXISTS (
+            SELECT 1 FROM autodoctor.session_requests r
+             WHERE r.session_id = v_session.id AND r.status = 'pending') THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'PT409',
+                MESSAGE = 'the session is being assigned right now',
+                DETAIL = 'session_busy',
+                HINT = 'A mechanic is accepting its request; try again in a moment.';
+        END IF;
+    END IF;
     v_from := v_session.status;
     IF NOT autodoctor._transition_allowed(v_from, transition_session.to_status) THEN
         RAISE EXCEPTION USING
@@ -110,7 +127,7 @@ COMMENT ON FUNCTION autodoctor.transition_session(uuid, autodoctor.session_statu
     'A party moves a session through the state machine: the mechanic to scheduled, waiting, '
     'live, completed; the customer to cancelled before live. Sets started_at, ended_at, '
     'duration_minutes. Errors: 42501 not_authenticated, not_your_transition; PT404 '
-    'session_not_found; PT409 invalid_transition; 22023 invalid_status.';
+    'session_not_found; PT409 invalid_transition, session_busy; 22023 invalid_status.';
 REVOKE ALL ON FUNCTION autodoctor.transition_session(uuid, autodoctor.session_status) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION autodoctor.transition_session(uuid, autodoctor.session_status) TO authenticated;

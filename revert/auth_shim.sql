@@ -30,8 +30,11 @@ BEGIN
         IF shobj_description((SELECT oid FROM pg_catalog.pg_roles WHERE rolname = v_role), 'pg_authid') = v_marker THEN
             BEGIN
                 EXECUTE format('DROP ROLE %I', v_role);
-            EXCEPTION WHEN dependent_objects_still_exist THEN
-                RAISE NOTICE 'role % is still used by another database; left in place', v_role;
+            EXCEPTION
+                WHEN dependent_objects_still_exist THEN
+                    RAISE NOTICE 'role % is still used by another database; left in place', v_role;
+                WHEN insufficient_privilege THEN
+                    RAISE NOTICE 'role % left in place: the reverting role may not drop roles', v_role;
             END;
         END IF;
     END LOOP;

@@ -179,6 +179,9 @@ class Worker:
         next_maintenance = 0.0
         while not self.stop_event.is_set():
             try:
+                if relay:  # every round, so an outbox backlog never starves the relay
+                    with self.db.as_service() as svc:
+                        svc.relay_events()
                 if run_maintenance and _now() >= next_maintenance:
                     with self.db.as_service() as svc:
                         report = svc.run_maintenance()
