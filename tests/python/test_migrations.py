@@ -603,8 +603,9 @@ DEPLOYER_GRANTS = {
     "references auth.users": "GRANT REFERENCES (id) ON auth.users TO {role}",
     "trigger on auth.users": "GRANT TRIGGER ON auth.users TO {role}",
     "usage on extensions": "GRANT USAGE ON SCHEMA extensions TO {role}",
-    # Wherever pg_cron is installed: the last changes read the superuser-only settings
-    # cron.database_name and shared_preload_libraries (see the xfail test below).
+    # Where pg_cron serves this database: reading cron.database_name (superuser-only) is how
+    # deploy knows it may schedule maintenance; without it deploy schedules nothing (tested
+    # by test_an_owner_role_without_pg_read_all_settings_can_deploy).
     "read server settings": "GRANT pg_read_all_settings TO {role}",
 }
 
@@ -766,7 +767,6 @@ def test_supabase_non_superuser_deploy_leaves_auth_and_roles_untouched(
         "usage on extensions",
     ],
 )
-# (Without "read server settings" the deploy fails at its last changes: see the xfail test.)
 def test_supabase_deploy_needs_each_listed_privilege(supabase: PrivateCluster, omit: str) -> None:
     role = "deployer_" + re.sub(r"\W+", "_", omit)
     with supabase.connect() as conn:
