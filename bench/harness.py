@@ -1574,17 +1574,14 @@ class Analysis:
                     "updates the request (non-HOT: `status`, `mechanic_id` and `session_id` are indexed; "
                     f"`session_requests` has {self.s.get('profile', {}).get('request_indexes', 'many')} indexes, each "
                     "getting a new entry), inserts the session (6 indexes, 4 foreign-key checks), and the load "
-                    "trigger rewrites the mechanic's row (non-HOT, see the HOT counts: `active_sessions` is indexed "
-                    "by `mechanics_least_loaded_idx`, so every accept also inserts into the GiST location index and "
-                    "three B-trees), and appends the event (5 indexes). tpcb-like updates three narrow rows in place "
-                    "(HOT) and inserts one.\n\n"
-                    "*What would close it:* the batched delivery mode the issue asks for (the hot transaction only "
-                    "writes its event row; a relay NOTIFYs once per batch): the no-NOTIFY column is its upper bound, "
-                    "and adding it to `DELIVERY_MODES` measures it. Then make the load counter HOT-friendly (drop "
-                    "`active_sessions` from `mechanics_least_loaded_idx`, e.g. keep the index on `(user_id) WHERE "
-                    "active AND online` and sort the few candidates, or move the counter to a narrow "
-                    "`mechanic_load` table with a low fillfactor), and review which `session_requests` indexes the "
-                    "accept must maintain.")
+                    "trigger updates the mechanic's load counter (not indexed, so the update can be HOT), and "
+                    "appends the event (5 indexes). tpcb-like updates three narrow rows in place (HOT) and "
+                    "inserts one.\n\n"
+                    "*What would close it:* the batched delivery mode, now built (`set_notify_mode('relay')`, "
+                    "the `relay` rows above: the writers only log, `relay_events()` NOTIFYs per batch); it is "
+                    "not the default because DESIGN.md's contract sends the broadcast in the event's own "
+                    "transaction by default and plain LISTEN clients would depend on a relay process. Beyond "
+                    "the NOTIFY lock: review which `session_requests` indexes the accept must maintain.")
         if "python" in self.s:
             runs = self.s["python"]["runs"]
             flow = [r["ops_per_s"] for r in runs.get("client_flow", [])]
@@ -1695,13 +1692,11 @@ class Analysis:
                     f"**Item 5 (`create_session_request`, `submit_intake`).** No goal, but {share:.0f}% of "
                     "`create_session_request`'s time is its e-mail fan-out, `_queue_new_request_emails`: for "
                     f"every request it joins all {self.r.get('dataset', {}).get('counts', {}).get('online mechanics', 'the')} "
-                    "online mechanics, computes a distance and runs a correlated `count(*)` over `sessions` for "
-                    "each of them (the `SubPlan` with one loop per mechanic in the plan above) only to keep the "
-                    "nearest 50, then inserts 50 outbox rows, each with a foreign-key check on `profiles`. "
-                    "*What would close it:* order by the maintained counter `m.active_sessions` instead of "
-                    "counting, take the 50 nearest with a KNN walk of `mechanics_location_idx` instead of "
-                    "computing every distance, or move the fan-out to the worker (one outbox row per request, "
-                    "expanded off the hot path).")
+                    "online mechanics and computes a distance for each of them only to keep the nearest 50 "
+                    "(ties by the maintained load counter), then inserts 50 outbox rows, each with a "
+                    "foreign-key check on `profiles`. *What would close it:* take the 50 nearest with a KNN "
+                    "walk of `mechanics_location_idx` instead of computing every distance, or move the fan-out "
+                    "to the worker (one outbox row per request, expanded off the hot path).")
         if not out:
             return "Every goal was met in this run."
         return "\n\n".join(out)
