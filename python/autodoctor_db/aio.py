@@ -82,12 +82,18 @@ class AsyncCaller:
         self.user_id = user_id
         #: The database role of this transaction.
         self.role = role
+        #: Set once a call failed: the transaction is rolled back, even if the error was caught.
+        self.failed = False
 
     async def _run(self, call: Call[T]) -> T:
         factory: Any = class_row(call.row) if call.row is not None else tuple_row
-        async with self._conn.cursor(row_factory=factory) as cur:
-            await cur.execute(call.query, call.params)
-            return call.result(await cur.fetchall())
+        try:
+            async with self._conn.cursor(row_factory=factory) as cur:
+                await cur.execute(call.query, call.params)
+                return call.result(await cur.fetchall())
+        except psycopg.Error:
+            self.failed = True
+            raise
 
     # --- customer ------------------------------------------------------------------------
 
@@ -320,14 +326,22 @@ class AsyncDatabase:
                         await conn.execute(queries.SET_CALLER, setup)
                         yield AsyncCaller(conn, uid, role)
                     return
+                caller = AsyncCaller(conn, uid, role)
                 committed = False
                 try:
-                    async with conn.pipeline():
-                        await conn.execute(queries.BEGIN_READ_ONLY if read_only else queries.BEGIN)
-                        await conn.execute(queries.SET_CALLER, setup)
-                        yield AsyncCaller(conn, uid, role)
-                        await conn.execute(queries.COMMIT)
-                    committed = True
+                    try:
+                        async with conn.pipeline():
+                            await conn.execute(
+                                queries.BEGIN_READ_ONLY if read_only else queries.BEGIN
+                            )
+                            await conn.execute(queries.SET_CALLER, setup)
+                            yield caller
+                            if not caller.failed:
+                                await conn.execute(queries.COMMIT)
+                    except psycopg.errors.PipelineAborted:
+                        if not caller.failed:
+                            raise
+                    committed = not caller.failed
                 finally:
                     if not committed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
                         await conn.execute(queries.ROLLBACK)

@@ -108,12 +108,18 @@ class Caller:
         self.user_id = user_id
         #: The database role of this transaction.
         self.role = role
+        #: Set once a call failed: the transaction is rolled back, even if the error was caught.
+        self.failed = False
 
     def _run(self, call: Call[T]) -> T:
         factory: Any = class_row(call.row) if call.row is not None else tuple_row
-        with self._conn.cursor(row_factory=factory) as cur:
-            cur.execute(call.query, call.params)
-            return call.result(cur.fetchall())
+        try:
+            with self._conn.cursor(row_factory=factory) as cur:
+                cur.execute(call.query, call.params)
+                return call.result(cur.fetchall())
+        except psycopg.Error:
+            self.failed = True
+            raise
 
     # --- customer ------------------------------------------------------------------------
 
@@ -362,15 +368,22 @@ class Database:
                         yield Caller(conn, uid, role)
                     return
                 # Pipelined: BEGIN and the caller's claims travel with the first query, and
-                # COMMIT is the only other round trip.
+                # COMMIT is the only other round trip. A failed call rolls the transaction
+                # back, even when the caller caught its error (as COMMIT would on the server).
+                caller = Caller(conn, uid, role)
                 committed = False
                 try:
-                    with conn.pipeline():
-                        conn.execute(queries.BEGIN_READ_ONLY if read_only else queries.BEGIN)
-                        conn.execute(queries.SET_CALLER, setup)
-                        yield Caller(conn, uid, role)
-                        conn.execute(queries.COMMIT)
-                    committed = True
+                    try:
+                        with conn.pipeline():
+                            conn.execute(queries.BEGIN_READ_ONLY if read_only else queries.BEGIN)
+                            conn.execute(queries.SET_CALLER, setup)
+                            yield caller
+                            if not caller.failed:
+                                conn.execute(queries.COMMIT)
+                    except psycopg.errors.PipelineAborted:
+                        if not caller.failed:
+                            raise
+                    committed = not caller.failed
                 finally:
                     if not committed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
                         conn.execute(queries.ROLLBACK)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 
 import autodoctor_db as ad
+import psycopg
 import pytest
 from autodoctor_db import errors
 
@@ -76,3 +77,27 @@ def test_async_errors_are_mapped(dsn: str, make_user: Callable[..., uuid.UUID]) 
             await db.close()
 
     asyncio.run(scenario())
+
+
+def test_async_error_caught_inside_the_block_rolls_back(
+    dsn: str, make_user: Callable[..., uuid.UUID]
+) -> None:
+    customer = make_user()
+
+    async def scenario() -> int:
+        db = await ad.connect_async(dsn, max_size=2)
+        try:
+            async with db.as_user(customer) as u:
+                await u.create_session_request("chat", "free")
+                with pytest.raises(errors.InvalidInput):
+                    await u.create_session_request("chat", "no-such-plan")
+            async with db.as_user(customer) as u:  # the pooled connection is clean again
+                await u.create_session_request("video", "free")
+        finally:
+            await db.close()
+        return 0
+
+    asyncio.run(scenario())
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT session_type::text FROM autodoctor.session_requests").fetchall()
+    assert rows == [("video",)], "the failed block's first request must be rolled back"

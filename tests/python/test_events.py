@@ -304,3 +304,16 @@ def test_set_notify_mode_rejects_unknown_modes(db: ad.Database) -> None:
     with pytest.raises(errors.InvalidInput) as info, db.as_service() as svc:
         svc.set_notify_mode("carrier-pigeon")  # type: ignore[arg-type]
     assert info.value.reason == "invalid_notify_mode"
+
+
+def test_relay_events_rejects_a_bad_batch_size_and_is_service_only(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID]
+) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("SET ROLE service_role")
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute("SELECT autodoctor.relay_events(0)")
+    assert info.value.sqlstate == "22023"
+    assert info.value.diag.message_detail == "invalid_batch_size"
+    with pytest.raises(errors.Forbidden), db.as_user(make_user()) as u:
+        u.relay_events()

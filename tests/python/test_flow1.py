@@ -444,3 +444,17 @@ def test_events_are_logged_and_broadcast_without_private_fields(
         logged = svc.events_after(0)
     assert [(e.id, e.event) for e in logged] == [(e.id, e.event) for e in events]
     assert logged[1].actor_id == mechanic and logged[1].to_status == "accepted"
+
+
+def test_an_error_caught_inside_the_block_rolls_the_whole_transaction_back(
+    db: ad.Database, make_user: Callable[..., uuid.UUID], admin: psycopg.Connection[Any]
+) -> None:
+    customer = make_user()
+    with db.as_user(customer) as u:
+        u.create_session_request("chat", "free")
+        with pytest.raises(errors.InvalidInput):
+            u.create_session_request("chat", "no-such-plan")
+    # Like COMMIT on a failed transaction: nothing of the block is kept, nothing raised.
+    assert admin.execute("SELECT count(*) FROM autodoctor.session_requests").fetchone() == (0,)
+    with db.as_user(customer) as u:  # the pooled connection is clean again
+        assert u.create_session_request("chat", "free").status is ad.RequestStatus.PENDING

@@ -262,3 +262,35 @@ def test_cli_says_clearly_when_the_database_is_unreachable_or_not_deployed(dsn: 
         timeout=30,
     )
     assert missing.returncode == 2 and "not deployed" in missing.stderr
+
+
+def test_outbox_functions_refuse_bad_input_and_unknown_or_done_rows(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+) -> None:
+    _queue(db, make_user, make_mechanic, n_mechanics=1)
+    with pytest.raises(ad.errors.InvalidInput) as info, db.as_service() as svc:
+        svc.claim_notifications(0)
+    assert (info.value.sqlstate, info.value.reason) == ("22023", "invalid_batch_size")
+    with db.as_service() as svc:
+        (note,) = svc.claim_notifications(10)
+        with pytest.raises(ad.errors.InvalidInput) as info:
+            svc.complete_notification(note.id, max_attempts=0)
+    assert info.value.reason == "invalid_max_attempts"
+    with db.as_service() as svc:
+        (note,) = svc.claim_notifications(10)
+        assert svc.complete_notification(note.id).status == "sent"
+    with pytest.raises(ad.errors.Conflict) as info, db.as_service() as svc:
+        svc.complete_notification(note.id)
+    assert (info.value.sqlstate, info.value.reason) == ("PT409", "notification_not_pending")
+    with pytest.raises(ad.errors.NotFound) as info, db.as_service() as svc:
+        svc.complete_notification(10**12)
+    assert (info.value.sqlstate, info.value.reason) == ("PT404", "notification_not_found")
+    with pytest.raises(ad.errors.Forbidden), db.as_user(make_user()) as u:
+        u.claim_notifications(1)
+    # Nothing else changed: the one row is sent once, with one attempt.
+    assert admin.execute(
+        "SELECT status, attempts FROM autodoctor.notification_outbox"
+    ).fetchall() == [("sent", 1)]
