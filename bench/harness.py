@@ -25,11 +25,14 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import signal
+import socket
 import statistics
 import string
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -78,6 +81,10 @@ class Profile:
     dispatch_mechanics: int = 1_000
     dispatch_capacity: int = 20
     profile_seconds: float = 5.0
+    # item 11 (beyond one server)
+    pooled_clients: tuple[int, ...] = (8, 64, 400)
+    direct_clients: int = 8
+    lag_probe_interval_s: float = 0.2
 
 
 FULL = Profile(name="full")
@@ -158,7 +165,8 @@ DIAG_VIEW = "incoming_requests (diagnostic: jit off, created_at index order)"
 DIAG_SETTINGS = ("SET LOCAL jit = off; SET LOCAL enable_bitmapscan = off; "
                  "SET LOCAL enable_sort = off; ")
 
-SECTIONS = ["dashboards", "matrix", "python", "contention", "notify", "dispatch", "peer", "profile"]
+SECTIONS = ["dashboards", "matrix", "python", "contention", "notify", "dispatch", "peer", "scale",
+            "profile"]
 
 # Goals from the issue.
 GOAL_ACCEPT_VS_TPCB = 0.70
@@ -168,6 +176,12 @@ GOAL_CONTENTION_P99_MS = 20.0
 GOAL_DASHBOARD_P99_MS = 2.0
 GOAL_DISPATCH_ROWS_S = 5000.0
 GOAL_DRIVER_OVERHEAD = 1.15
+GOAL_POOLED_VS_DIRECT = 0.90
+# Item 11's two ways of sending the accept transaction: (pgbench script, title).
+POOL_STYLES: dict[str, tuple[str, str]] = {
+    "driver": ("accept_pipelined.sql", "pipelined, one round trip per transaction, as the autodoctor_db driver sends it"),
+    "postgrest": ("accept.sql", "four round trips per transaction (BEGIN, claims, call, COMMIT), as PostgREST sends it"),
+}
 
 
 def log(msg: str) -> None:
@@ -385,12 +399,13 @@ class Harness:
 
     def pgbench_cmd(self, tag: str, db: str, clients: int, seconds: float, *,
                     builtin: str | None = None, script: str | None = None,
-                    user: str = "postgres", defines: dict[str, Any] | None = None) -> list[str]:
+                    user: str = "postgres", defines: dict[str, Any] | None = None,
+                    port: int | None = None, protocol: str = "prepared") -> list[str]:
         prefix = self.out / "pgbench" / tag
         for old in glob.glob(f"{prefix}.*"):
             os.unlink(old)
-        cmd = [str(self.pgbin / "pgbench"), "-h", "127.0.0.1", "-p", str(self.port), "-U", user,
-               "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+        cmd = [str(self.pgbin / "pgbench"), "-h", "127.0.0.1", "-p", str(port or self.port), "-U", user,
+               "-M", protocol, "-c", str(clients), "-j", str(min(clients, 2)),
                "-T", str(int(round(seconds))), "-l", f"--log-prefix={prefix}"]
         if builtin:
             cmd += ["-b", builtin]
@@ -442,7 +457,7 @@ class Harness:
         return self.pgbench_result(tag, proc, proc.stdout, proc.stderr, proc.returncode)
 
     def accept_run(self, tag: str, clients: int, seconds: float, script: str = "accept.sql",
-                   user: str = "authenticator", key: str = "accept") -> dict[str, Any]:
+                   user: str = "authenticator", key: str = "accept", **kw: Any) -> dict[str, Any]:
         """One pgbench run of accept (or its bare floor) on fresh pool requests."""
         base = self.ensure_pool(self.estimate(key, seconds, clients))
         since = self.now()
@@ -450,7 +465,8 @@ class Harness:
         with self.wait_sampler() as waits:
             res = self.pgbench(tag, "bench", clients, seconds, script=script, user=user,
                                defines={"base": base, "nc": clients, "k": 0,
-                                        "nmech": self.prof.mechanics, "ncust": self.prof.customers})
+                                        "nmech": self.prof.mechanics, "ncust": self.prof.customers},
+                               **kw)
         res["waits"] = dict(waits)
         self.consumed(base + clients * (res["max_k"] + 1))
         if res.get("tps"):
@@ -874,6 +890,305 @@ class Harness:
             log(f"  peer rep {rep + 1}: ours create+accept {ours['ops_per_s']:.0f} pairs/s, "
                 f"procrastinate defer+fetch {theirs['ops_per_s']:.0f} pairs/s")
         return {"available": True, "version": version, "runs": runs}
+
+    # --- item 11: beyond one server --------------------------------------------------------
+
+    def owner_cmd(self, cmd: list[str]) -> list[str]:
+        """Run as the cluster's OS user (postgres when the harness runs as root)."""
+        return (["runuser", "-u", "postgres", "--"] + cmd) if os.geteuid() == 0 else cmd
+
+    def own_dir(self, path: Path) -> Path:
+        path.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "postgres:", str(path)], check=True)
+        return path
+
+    def free_port(self, start: int) -> int:
+        for port in range(start, start + 100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                continue
+            return port
+        raise RuntimeError(f"no free port in {start}..{start + 99}")
+
+    def wait_ready(self, port: int, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if subprocess.run([str(self.pgbin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"nothing answers on 127.0.0.1:{port} after {seconds:.0f} s")
+
+    @contextlib.contextmanager
+    def pgbouncer(self, pool_size: int) -> Iterator[int]:
+        """pgbouncer in transaction pooling in front of the bench cluster, configured as
+        scripts/db.sh configures it for `make db-pooler`; stopped afterwards."""
+        if not shutil.which("pgbouncer"):
+            raise RuntimeError("pgbouncer is not installed (make deps installs it)")
+        d = Path(self.args.base) / "pgbouncer"
+        d.mkdir(parents=True, exist_ok=True)
+        port = self.free_port(self.port + 1000)
+        (d / "userlist.txt").write_text('"postgres" ""\n"authenticator" ""\n')
+        (d / "pgbouncer.ini").write_text(textwrap.dedent(f"""\
+            [databases]
+            * = host=127.0.0.1 port={self.port}
+
+            [pgbouncer]
+            listen_addr = 127.0.0.1
+            listen_port = {port}
+            unix_socket_dir =
+            auth_type = trust
+            auth_file = {d}/userlist.txt
+            admin_users = postgres
+            pool_mode = transaction
+            default_pool_size = {pool_size}
+            min_pool_size = 0
+            reserve_pool_size = 0
+            max_client_conn = 2000
+            logfile = {d}/pgbouncer.log
+            pidfile = {d}/pgbouncer.pid
+            log_connections = 0
+            log_disconnections = 0
+            """))
+        self.own_dir(d)
+        self.run_cmd(self.owner_cmd(["pgbouncer", "-d", "-q", str(d / "pgbouncer.ini")]), timeout=30)
+        try:
+            self.wait_ready(port)
+            yield port
+        finally:
+            with contextlib.suppress(Exception):
+                os.kill(int((d / "pgbouncer.pid").read_text().strip()), signal.SIGTERM)
+            for _ in range(50):
+                if not (d / "pgbouncer.pid").exists():
+                    break
+                time.sleep(0.1)
+
+    def bouncer_console(self, port: int) -> psycopg.Connection[Any]:
+        return psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="pgbouncer",
+                               autocommit=True, prepare_threshold=None)
+
+    def bouncer_stats(self, port: int) -> dict[str, int]:
+        with self.bouncer_console(port) as con:
+            cur = con.execute("SHOW STATS")
+            cols = [c.name for c in cur.description or []]
+            for row in cur.fetchall():
+                rec = dict(zip(cols, row))
+                if rec.get("database") == "bench":
+                    return {k: int(rec[k]) for k in ("total_xact_count", "total_wait_time",
+                                                      "total_xact_time")}
+        return {"total_xact_count": 0, "total_wait_time": 0, "total_xact_time": 0}
+
+    @contextlib.contextmanager
+    def pool_sampler(self, port: int, interval: float = 0.1) -> Iterator[dict[str, int]]:
+        """Highest number of clients waiting for a server connection, and of server
+        connections in use, seen in pgbouncer's SHOW POOLS during a run."""
+        peak: dict[str, int] = {"cl_waiting": 0, "sv_active": 0, "cl_active": 0}
+        stop = threading.Event()
+
+        def sample() -> None:
+            with contextlib.suppress(Exception), self.bouncer_console(port) as con:
+                while not stop.wait(interval):
+                    cur = con.execute("SHOW POOLS")
+                    cols = [c.name for c in cur.description or []]
+                    for row in cur.fetchall():
+                        rec = dict(zip(cols, row))
+                        if rec.get("database") == "bench":
+                            for k in peak:
+                                peak[k] = max(peak[k], int(rec.get(k) or 0))
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        try:
+            yield peak
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    def section_scale(self) -> dict[str, Any]:
+        """Item 11: accept through pgbouncer (transaction pooling, pool 2 x cores) at 8, 64
+        and 400 clients against 8 direct connections; then a streaming hot standby: its
+        replay lag and read-visibility delay under accept load, the primary's throughput
+        with and without it, WAL per accept and the standby's catch-up rate."""
+        p = self.prof
+        pool_size = 2 * (os.cpu_count() or 1)
+        # pgbouncer 1.18 in transaction pooling cannot keep server-side prepared statements,
+        # so every run here (direct ones too) uses the extended protocol without them.
+        runs: dict[str, list[dict[str, Any]]] = {}
+        plan = [(style, "direct", p.direct_clients) for style in POOL_STYLES] + [
+            (style, "pooled", c) for style in POOL_STYLES for c in p.pooled_clients]
+        plan.sort(key=lambda e: list(POOL_STYLES).index(e[0]))
+        with self.pgbouncer(pool_size) as bport:
+            for rep in range(p.reps):
+                for style, kind, c in plan:
+                    key = f"{style}:{kind}@{c}"
+                    tag = f"r{rep}-scale-{style}-{kind}-{c}"
+                    script = POOL_STYLES[style][0]
+                    if kind == "direct":
+                        res = self.accept_run(tag, c, p.seconds, script=script, protocol="extended")
+                    else:
+                        before = self.bouncer_stats(bport)
+                        with self.pool_sampler(bport) as peak:
+                            res = self.accept_run(tag, c, p.seconds, script=script, protocol="extended",
+                                                  port=bport)
+                        after = self.bouncer_stats(bport)
+                        xacts = after["total_xact_count"] - before["total_xact_count"]
+                        res["pool_peak"] = dict(peak)
+                        res["pool_xacts"] = xacts
+                        res["pool_wait_ms"] = ((after["total_wait_time"] - before["total_wait_time"])
+                                               / 1000.0 / xacts) if xacts else None
+                        res["server_xact_ms"] = ((after["total_xact_time"] - before["total_xact_time"])
+                                                 / 1000.0 / xacts) if xacts else None
+                    runs.setdefault(key, []).append(res)
+                    if res.get("error"):
+                        log(f"  scale {key}: ERROR {res['error'][-300:]}")
+                    else:
+                        extra = (f", waited for a server {res['pool_wait_ms']:.2f} ms/tx"
+                                 if res.get("pool_wait_ms") is not None else "")
+                        log(f"  scale rep {rep + 1} {key}: {res['tps']:.0f} tps, p99 {res['p99_ms']:.1f} ms{extra}")
+        standby = self.standby_runs()
+        return {"pool_size": pool_size, "direct_clients": p.direct_clients,
+                "plan": [[st, k, c] for st, k, c in plan], "runs": runs,
+                "pgbouncer": subprocess.run(["pgbouncer", "--version"], capture_output=True,
+                                            text=True).stdout.splitlines()[0:1],
+                "standby": standby}
+
+    @contextlib.contextmanager
+    def standby(self) -> Iterator[dict[str, Any]]:
+        """A streaming hot standby of the bench cluster, made as `make db-replica` makes one
+        (pg_basebackup with a replication slot, hot_standby on); removed afterwards."""
+        d = Path(self.args.base) / "standby"
+        logf = Path(self.args.base) / "standby.log"
+        port = self.free_port(self.port + 2000)
+        self.own_dir(Path(self.args.base))
+        self.sql("SELECT pg_drop_replication_slot('bench_standby') FROM pg_replication_slots "
+                 "WHERE slot_name = 'bench_standby'", db="postgres")
+        t0 = time.monotonic()
+        self.run_cmd(self.owner_cmd([str(self.pgbin / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.port),
+                                     "-U", "postgres", "-D", str(d), "-R", "-C", "-S", "bench_standby",
+                                     "-X", "stream", "-c", "fast"]), timeout=1800)
+        info: dict[str, Any] = {"port": port, "basebackup_s": time.monotonic() - t0}
+        self.run_cmd(self.owner_cmd(["sh", "-c", f"cat >> {shlex.quote(str(d / 'postgresql.conf'))} <<'CONF'\n"
+                                     f"# --- benchmark standby ---\nport = {port}\nhot_standby = on\n"
+                                     "shared_preload_libraries = ''\nCONF\n"]), timeout=30)
+        ctl = [str(self.pgbin / "pg_ctl"), "-D", str(d)]
+        try:
+            self.run_cmd(self.owner_cmd(ctl + ["-l", str(logf), "-w", "-t", "120", "start"]), timeout=180)
+            info["ctl"] = ctl
+            info["log"] = str(logf)
+            yield info
+        finally:
+            with contextlib.suppress(Exception):
+                subprocess.run(self.owner_cmd(ctl + ["-m", "fast", "-w", "-t", "60", "stop"]),
+                               capture_output=True, timeout=120)
+            with contextlib.suppress(Exception):
+                self.sql("SELECT pg_drop_replication_slot('bench_standby') FROM pg_replication_slots "
+                         "WHERE slot_name = 'bench_standby'", db="postgres")
+            shutil.rmtree(d, ignore_errors=True)
+
+    def standby_dsn(self, port: int) -> str:
+        return f"host=127.0.0.1 port={port} user=postgres dbname=bench application_name=bench"
+
+    def wait_caught_up(self, port: int, target_lsn: str, seconds: float = 600.0) -> float:
+        """Seconds until the standby has replayed up to ``target_lsn``."""
+        t0 = time.monotonic()
+        deadline = t0 + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(psycopg.OperationalError), \
+                    psycopg.connect(self.standby_dsn(port), autocommit=True, connect_timeout=5) as con:
+                while time.monotonic() < deadline:
+                    done = con.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                       (target_lsn,)).fetchone()
+                    if done and done[0]:
+                        return time.monotonic() - t0
+                    time.sleep(0.05)
+            time.sleep(0.1)
+        raise RuntimeError(f"the standby did not replay up to {target_lsn} within {seconds:.0f} s")
+
+    @contextlib.contextmanager
+    def lag_sampler(self, port: int, interval: float) -> Iterator[dict[str, list[float]]]:
+        """While the load runs: every 100 ms the primary's view of the standby
+        (pg_stat_replication: replay_lag, bytes not yet replayed), and every ``interval`` s a
+        visibility probe: a row committed on the primary, then polled for on the standby
+        every 0.5 ms; the delay until a reader there sees it is what read_dsn users get."""
+        out: dict[str, list[float]] = {"replay_lag_ms": [], "lag_bytes": [], "visible_ms": []}
+        stop = threading.Event()
+
+        def stats() -> None:
+            with contextlib.suppress(Exception), self.admin("postgres") as con:
+                while not stop.wait(0.1):
+                    row = con.execute("""
+                        SELECT extract(epoch FROM replay_lag) * 1000,
+                               pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)
+                          FROM pg_stat_replication ORDER BY backend_start DESC LIMIT 1""").fetchone()
+                    if row:
+                        if row[0] is not None:
+                            out["replay_lag_ms"].append(float(row[0]))
+                        if row[1] is not None:
+                            out["lag_bytes"].append(float(row[1]))
+
+        def probe() -> None:
+            with contextlib.suppress(Exception), self.admin() as prim, \
+                    psycopg.connect(self.standby_dsn(port), autocommit=True) as stby:
+                while not stop.wait(interval):
+                    (pid,) = prim.execute("INSERT INTO bench.lag_probe DEFAULT VALUES RETURNING id").fetchone()  # type: ignore[misc]
+                    t0 = time.monotonic()
+                    while time.monotonic() - t0 < 30:
+                        if stby.execute("SELECT 1 FROM bench.lag_probe WHERE id = %s", (pid,)).fetchone():
+                            out["visible_ms"].append((time.monotonic() - t0) * 1000)
+                            break
+                        time.sleep(0.0005)
+
+        threads = [threading.Thread(target=stats, daemon=True), threading.Thread(target=probe, daemon=True)]
+        for t in threads:
+            t.start()
+        try:
+            yield out
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=35)
+
+    def standby_runs(self) -> dict[str, Any]:
+        p = self.prof
+        c = p.direct_clients
+        self.sql("CREATE TABLE IF NOT EXISTS bench.lag_probe (id bigserial PRIMARY KEY, "
+                 "at timestamptz NOT NULL DEFAULT clock_timestamp())")
+        runs: dict[str, list[dict[str, Any]]] = {"streaming": [], "stopped": []}
+        with self.standby() as sb:
+            log(f"  standby: base backup in {sb['basebackup_s']:.0f} s, hot standby on port {sb['port']}")
+            lsn = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
+            self.wait_caught_up(sb["port"], lsn)
+            for rep in range(p.reps):
+                # A: the standby streams while accept runs.
+                lsn0 = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
+                with self.lag_sampler(sb["port"], p.lag_probe_interval_s) as lag:
+                    res = self.accept_run(f"r{rep}-standby-streaming-{c}", c, p.seconds)
+                lsn1 = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
+                res["wal_bytes"] = float(self.sql("SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)",
+                                                  (lsn1, lsn0), db="postgres")[0][0])
+                res["lag"] = {k: sorted(v) for k, v in lag.items()}
+                res["drain_s"] = self.wait_caught_up(sb["port"], lsn1)
+                runs["streaming"].append(res)
+                vis = res["lag"]["visible_ms"]
+                log(f"  standby rep {rep + 1} streaming@{c}: {res.get('tps') or 0:.0f} tps; visible on the "
+                    f"standby p50 {_ms(loadgen.percentile(vis, 50))} / p99 {_ms(loadgen.percentile(vis, 99))} ms "
+                    f"({len(vis)} probes); replay_lag p99 "
+                    f"{_ms(loadgen.percentile(res['lag']['replay_lag_ms'], 99))} ms")
+                # B: the standby is down (its slot keeps the WAL); then it catches up.
+                self.run_cmd(self.owner_cmd(sb["ctl"] + ["-m", "fast", "-w", "-t", "60", "stop"]), timeout=120)
+                lsn0 = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
+                res = self.accept_run(f"r{rep}-standby-stopped-{c}", c, p.seconds)
+                lsn1 = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
+                res["wal_bytes"] = float(self.sql("SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)",
+                                                  (lsn1, lsn0), db="postgres")[0][0])
+                t0 = time.monotonic()
+                self.run_cmd(self.owner_cmd(sb["ctl"] + ["-l", sb["log"], "-w", "-t", "120", "start"]), timeout=180)
+                res["restart_s"] = time.monotonic() - t0
+                res["catchup_s"] = self.wait_caught_up(sb["port"], lsn1)
+                res["catchup_total_s"] = time.monotonic() - t0
+                runs["stopped"].append(res)
+                log(f"  standby rep {rep + 1} stopped@{c}: {res.get('tps') or 0:.0f} tps; "
+                    f"{res['wal_bytes'] / 1e6:.1f} MB of WAL replayed in {res['catchup_total_s']:.1f} s after restart")
+        return {"basebackup_s": sb["basebackup_s"], "clients": c, "runs": runs}
 
     def section_profile(self) -> dict[str, Any]:
         """Evidence for the report: statement and function profiles of the hot paths
@@ -1433,6 +1748,105 @@ class Report:
             "", f"Ratio ours / Procrastinate: median {fmt(med(ratios), 2)}x (spread {fspread(ratios, 2)}); "
                 "no goal, reported for scale."])
 
+    def item11(self) -> str:
+        if (msg := self.missing("scale")) is not None:
+            return msg
+        sc = self.s["scale"]
+        runs = sc["runs"]
+        rows = ["| the transaction sent | client connections | server connections | tps median | spread | "
+                "p50 ms | p99 ms | vs direct 8 | waited for a server, ms/tx | peak clients waiting |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        verdicts: list[str] = []
+        for style in [st for st in POOL_STYLES if any(e[0] == st for e in sc["plan"])]:
+            entries = [e for e in sc["plan"] if e[0] == style]
+            direct = [r.get("tps") for r in runs.get(f"{style}:direct@{sc.get('direct_clients', 8)}", [])]
+            ratios: dict[int, list[float]] = {}
+            for _, kind, clients in entries:
+                rs = runs.get(f"{style}:{kind}@{clients}", [])
+                tps = [r.get("tps") for r in rs]
+                pooled = kind == "pooled"
+                ratio = [a / b for a, b in zip(tps, direct) if a and b]
+                if pooled:
+                    ratios[clients] = ratio
+                rows.append(
+                    f"| {style}: {'through pgbouncer' if pooled else 'direct'} | {clients} | "
+                    f"{sc['pool_size'] if pooled else clients} | {fmt(med(tps))} | {fspread(tps)} | "
+                    f"{fmt(med([r.get('p50_ms') for r in rs]), 2)} | {fmt(med([r.get('p99_ms') for r in rs]), 1)} | "
+                    f"{fmt(med(ratio), 2) + 'x' if pooled else '1'} | "
+                    f"{fmt(med([r.get('pool_wait_ms') for r in rs]), 2) if pooled else '–'} | "
+                    f"{fmt(max((r.get('pool_peak', {}).get('cl_waiting', 0) for r in rs), default=None)) if pooled else '–'} |")
+            top = max(ratios) if ratios else None
+            if top is None:
+                continue
+            ok = med(ratios[top]) >= GOAL_POOLED_VS_DIRECT if ratios[top] else None
+            v = self.goal(f"11. accept through pgbouncer, {top} clients vs 8 direct ({style})",
+                          f">= {GOAL_POOLED_VS_DIRECT}x", f"{fmt(med(ratios[top]), 2)}x", ok)
+            verdicts.append(f"- **{style}** ({POOL_STYLES[style][1]}): median {fmt(med(ratios[top]), 2)}x "
+                            f"(per repetition {fspread(ratios[top], 2)}): {v}.")
+        out = [
+            f"pgbouncer ({', '.join(sc.get('pgbouncer') or ['version unknown'])}) in transaction pooling with "
+            f"`default_pool_size = {sc['pool_size']}` (2 x cores), configured as `make db-pooler` configures it, in "
+            "front of the same cluster, pgbench clients on the same machine. The same accept transaction as item 1 "
+            "(each client on its own pending request), sent two ways: *postgrest* is `pgbench/accept.sql` (BEGIN, "
+            "the claims, the call and COMMIT as four round trips, as PostgREST sends them), *driver* is "
+            "`pgbench/accept_pipelined.sql` (the same statements in one pipeline, one round trip, as the "
+            "`autodoctor_db` driver sends a transaction). In transaction pooling a client holds a server "
+            "connection from BEGIN to COMMIT, so every round trip inside the transaction is server time lost to "
+            "the pool. pgbouncer 1.18 cannot carry server-side prepared statements across transactions, so every "
+            "run of this table, the direct ones too, uses the extended protocol without them (`-M extended`): "
+            "like for like, and its direct figures sit a little below item 1's `-M prepared` one. The wait column "
+            "is pgbouncer's own `SHOW STATS` (time clients spent queued for a server connection, per "
+            "transaction); the peak is from `SHOW POOLS`, sampled every 100 ms.", "",
+            "\n".join(rows), "",
+            f"Goal: at the most client connections, at least {GOAL_POOLED_VS_DIRECT}x the throughput of 8 direct "
+            "connections sending the same transaction:", "", *verdicts,
+        ]
+        sb = sc.get("standby")
+        if sb:
+            st, so = sb["runs"]["streaming"], sb["runs"]["stopped"]
+            t_on = [r.get("tps") for r in st]
+            t_off = [r.get("tps") for r in so]
+            on_off = [a / b for a, b in zip(t_on, t_off) if a and b]
+            vis = sorted(v for r in st for v in r["lag"]["visible_ms"])
+            rlag = sorted(v for r in st for v in r["lag"]["replay_lag_ms"])
+            lbytes = sorted(v for r in st for v in r["lag"]["lag_bytes"])
+            wal_per_tx = [r["wal_bytes"] / r["transactions"] for r in st + so if r.get("transactions")]
+            rates = [r["wal_bytes"] / 1e6 / r["catchup_total_s"] for r in so if r.get("catchup_total_s")]
+            pct = loadgen.percentile
+            out += [
+                "", "### A streaming hot standby under the accept load", "",
+                f"A hot standby made as `make db-replica` makes one (pg_basebackup with a replication slot, "
+                f"`hot_standby = on`; base backup of the whole benchmark cluster in {fmt(sb['basebackup_s'])} s), "
+                f"then per repetition: accept at {sb['clients']} direct clients (`-M prepared`, as item 1) with the "
+                "standby streaming, and again with the standby stopped (its slot keeps the WAL), after which it is "
+                "started and timed until it has replayed everything. During the streaming runs a probe commits a "
+                "row on the primary every "
+                f"{fmt(self.r['profile'].get('lag_probe_interval_s', 0.2), 1)} s and polls the standby every 0.5 ms "
+                "until a reader there sees it: that delay is what a `read_dsn` dashboard lags behind a write. "
+                "`replay_lag` and the bytes not yet replayed come from the primary's `pg_stat_replication`, "
+                "sampled every 100 ms.", "",
+                "| figure | median | spread / percentiles |", "|---|---:|---:|",
+                f"| accept tps, standby streaming | {fmt(med(t_on))} | {fspread(t_on)} |",
+                f"| accept tps, standby stopped | {fmt(med(t_off))} | {fspread(t_off)} |",
+                f"| streaming / stopped | {fmt(med(on_off), 2)}x | {fspread(on_off, 2)} |",
+                f"| write visible on the standby, ms ({len(vis)} probes) | {fmt(pct(vis, 50), 2)} | "
+                f"p99 {fmt(pct(vis, 99), 2)}, max {fmt(vis[-1] if vis else None, 2)} |",
+                f"| `replay_lag`, ms ({len(rlag)} samples) | {fmt(pct(rlag, 50), 2)} | "
+                f"p99 {fmt(pct(rlag, 99), 2)}, max {fmt(rlag[-1] if rlag else None, 2)} |",
+                f"| WAL not yet replayed, kB | {fmt(pct(lbytes, 50) / 1024 if lbytes else None, 1)} | "
+                f"p99 {fmt(pct(lbytes, 99) / 1024 if lbytes else None, 1)}, max "
+                f"{fmt(lbytes[-1] / 1024 if lbytes else None, 1)} |",
+                f"| WAL per accept, bytes | {fmt(med(wal_per_tx))} | {fspread(wal_per_tx)} |",
+                f"| catch-up after a {fmt(self.r['profile'].get('seconds'))} s outage: restart + replay, s | "
+                f"{fmt(med([r.get('catchup_total_s') for r in so]), 1)} | {fspread([r.get('catchup_total_s') for r in so], 1)} |",
+                f"| catch-up rate (restart included), MB/s of WAL | {fmt(med(rates), 1)} | {fspread(rates, 1)} |",
+                "",
+                "Every run starts right after a `CHECKPOINT` (as every run of this report does), so the WAL per "
+                "accept includes the full-page images of the first change to each page after it: an upper bound "
+                "for the steady state, and the figure to size replication bandwidth and standby catch-up with.",
+            ]
+        return "\n".join(out)
+
     def profile(self) -> str:
         if (msg := self.missing("profile")) is not None:
             return msg
@@ -1718,6 +2132,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         "notify_lock": rep.notify_lock(),
         "item9": rep.item9(),
         "item10": rep.item10(),
+        "item11": rep.item11(),
         "profile": rep.profile(),
     }
     parts["summary"] = rep.summary()
@@ -1732,6 +2147,7 @@ def main() -> int:
     parser.add_argument("--out")
     parser.add_argument("--pgbin", default="/usr/lib/postgresql/15/bin")
     parser.add_argument("--root", default=str(HERE.parent))
+    parser.add_argument("--base", help="a folder the cluster's OS user can write (pgbouncer, standby)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="")
     parser.add_argument("--reps", type=int)
