@@ -60,7 +60,7 @@ BEGIN
              now() + autodoctor._request_ttl(), v_orphan.id, v_orphan.intake_id,
              v_orphan.intake_location, v_orphan.market,
              jsonb_build_object('migrated_from_session', v_orphan.id, 'source', 'orphan'))
-        ON CONFLICT (session_id) WHERE status = 'pending' AND session_id IS NOT NULL DO NOTHING
+        ON CONFLICT (session_id, market) WHERE status = 'pending' AND session_id IS NOT NULL DO NOTHING
         RETURNING * INTO v_request;
         IF NOT FOUND THEN
             CONTINUE;

@@ -65,7 +65,7 @@ BEGIN
          create_session_request.notes, create_session_request.idempotency_key,
          coalesce(nullif(btrim(v_name), ''), nullif(btrim(v_email), ''), 'Customer'),
          v_email, now() + autodoctor._request_ttl())
-    ON CONFLICT (customer_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    ON CONFLICT (customer_id, idempotency_key, market) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING * INTO v_request;
 
     IF NOT FOUND THEN

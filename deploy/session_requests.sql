@@ -56,11 +56,14 @@ CREATE INDEX session_requests_pending_idx
 CREATE INDEX session_requests_pending_expiry_idx
     ON autodoctor.session_requests (expires_at) WHERE status = 'pending';
 -- Idempotency: one request per (customer, key); one pending request per legacy session.
+-- Both end with the distribution key, market, as Citus requires of a distributed table's
+-- unique indexes (docs/SCALING.md): a request's market is its session's, and create and
+-- submit_intake give a customer's retries the same market, so neither means less for it.
 CREATE UNIQUE INDEX session_requests_idempotency_key_idx
-    ON autodoctor.session_requests (customer_id, idempotency_key)
+    ON autodoctor.session_requests (customer_id, idempotency_key, market)
     WHERE idempotency_key IS NOT NULL;
 CREATE UNIQUE INDEX session_requests_one_pending_per_session_idx
-    ON autodoctor.session_requests (session_id)
+    ON autodoctor.session_requests (session_id, market)
     WHERE status = 'pending' AND session_id IS NOT NULL;
 
 ALTER TABLE autodoctor.session_requests ENABLE ROW LEVEL SECURITY;

@@ -13,7 +13,7 @@ CREATE TABLE autodoctor.sessions (
     plan text NOT NULL,
     type autodoctor.session_type NOT NULL,
     status autodoctor.session_status NOT NULL DEFAULT 'pending',
-    stripe_session_id text UNIQUE,
+    stripe_session_id text,
     intake_id uuid REFERENCES autodoctor.intakes (id) ON DELETE SET NULL,
     scheduled_start timestamptz,
     scheduled_end timestamptz,
@@ -26,7 +26,9 @@ CREATE TABLE autodoctor.sessions (
     request_id uuid UNIQUE REFERENCES autodoctor.session_requests (id),
     cancel_reason text,
     -- The market (region) the row belongs to: the future distribution key (docs/SCALING.md).
-    market text NOT NULL DEFAULT 'default' CHECK (market ~ '^[a-z0-9_-]{1,40}$')
+    market text NOT NULL DEFAULT 'default' CHECK (market ~ '^[a-z0-9_-]{1,40}$'),
+    -- A payment pays for one session; the key ends with market, as Citus requires.
+    CONSTRAINT sessions_stripe_session_id_key UNIQUE (stripe_session_id, market)
 );
 
 COMMENT ON TABLE autodoctor.sessions IS

@@ -111,7 +111,7 @@ SELECT col_type_is('autodoctor', 'session_requests', 'intake_id', 'uuid',
 SELECT col_type_is('autodoctor', 'session_requests', 'idempotency_key', 'text',
     'session_requests.idempotency_key should be text');
 SELECT index_is_unique('autodoctor', 'session_requests', 'session_requests_idempotency_key_idx',
-    'session_requests should have a unique index on (customer_id, idempotency_key)');
+    'session_requests should have a unique index on (customer_id, idempotency_key, market)');
 SELECT col_type_is('autodoctor', 'session_requests', 'location', 'extensions', 'geography(Point,4326)',
     'session_requests.location should be geography(Point,4326)');
 -- sessions
