@@ -180,7 +180,7 @@ GOAL_POOLED_VS_DIRECT = 0.90
 # Item 11's two ways of sending the accept transaction: (pgbench script, title).
 POOL_STYLES: dict[str, tuple[str, str]] = {
     "driver": ("accept_pipelined.sql", "pipelined, one round trip per transaction, as the autodoctor_db driver sends it"),
-    "postgrest": ("accept.sql", "four round trips per transaction (BEGIN, claims, call, COMMIT), as PostgREST sends it"),
+    "postgrest": ("accept.sql", "four round trips per transaction: BEGIN, claims, call, COMMIT, as PostgREST sends it"),
 }
 
 
@@ -2111,6 +2111,45 @@ class Analysis:
                     "foreign-key check on `profiles`. *What would close it:* take the 50 nearest with a KNN "
                     "walk of `mechanics_location_idx` instead of computing every distance, or move the fan-out "
                     "to the worker (one outbox row per request, expanded off the hot path).")
+        if "scale" in self.s:
+            sc = self.s["scale"]
+            runs = sc["runs"]
+
+            def ratio(style: str, clients: int) -> float | None:
+                d = [r.get("tps") for r in runs.get(f"{style}:direct@{sc.get('direct_clients', 8)}", [])]
+                q = [r.get("tps") for r in runs.get(f"{style}:pooled@{clients}", [])]
+                return med([a / b for a, b in zip(q, d) if a and b])
+
+            top = max(c for _, k, c in sc["plan"] if k == "pooled")
+            pr, dr = ratio("postgrest", top), ratio("driver", top)
+            if pr is not None and pr < GOAL_POOLED_VS_DIRECT:
+                waits = {st: med([r.get("pool_wait_ms") for r in runs.get(f"{st}:pooled@{top}", [])])
+                         for st in ("postgrest", "driver")}
+                out.append(
+                    f"**Item 11 (pgbouncer, PostgREST-style transaction): {fmt(pr, 2)}x at {top} clients, "
+                    f"{self.gap(pr, GOAL_POOLED_VS_DIRECT)}.** In transaction pooling a client owns a server "
+                    "connection from BEGIN to COMMIT; sent as four round trips, every transaction keeps one of the "
+                    f"{sc['pool_size']} server connections idle for three client turnarounds, and with {top} pgbench "
+                    "clients, pgbouncer and PostgreSQL sharing 2 cores each turnaround waits for a CPU. The same "
+                    f"transaction pipelined (the driver's way) holds the server for one round trip and reaches "
+                    f"{fmt(dr, 2)}x; queueing in pgbouncer (median {fmt(waits['postgrest'], 0)} ms vs "
+                    f"{fmt(waits['driver'], 0)} ms per transaction) is the difference. *What would close it:* send "
+                    "the transaction in one round trip (the driver does; PostgREST holds its own pool and does not "
+                    "need pgbouncer in front of it), or a bigger pool for clients that cannot pipeline, and in "
+                    "production the clients and pgbouncer on other hosts than the database.")
+            sb = sc.get("standby")
+            if sb:
+                on = [r.get("tps") for r in sb["runs"]["streaming"]]
+                off = [r.get("tps") for r in sb["runs"]["stopped"]]
+                r_on = med([a / b for a, b in zip(on, off) if a and b])
+                if r_on is not None and r_on < 0.95:
+                    out.append(
+                        f"**Item 11 (standby): accept runs at {fmt(r_on, 2)}x with the standby streaming.** No "
+                        "goal, but the cost is the machine's, not replication's: the standby's startup process "
+                        "replays every WAL record (full-page images included: the WAL per accept in the table) on "
+                        "the same 2 cores as the primary, and the walsender and walreceiver add two more busy "
+                        "processes. On its own host a standby costs the primary one walsender reading WAL it has "
+                        "just written (asynchronous replication: commits never wait for it).")
         if not out:
             return "Every goal was met in this run."
         return "\n\n".join(out)
