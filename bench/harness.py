@@ -1242,6 +1242,8 @@ class Harness:
         # The fan-out of create_session_request: the plan of its e-mail query for one request.
         rid = self.sql("""SELECT id FROM autodoctor.session_requests
                            WHERE status = 'pending' AND location IS NULL ORDER BY created_at DESC LIMIT 1""")[0][0]
+        # The statement of _queue_new_request_emails (deploy/notification_outbox.sql), as it
+        # runs there; keep in step with that file.
         with self.admin() as conn, conn.transaction():
             plan = conn.execute("""
                 EXPLAIN (ANALYZE, BUFFERS)
@@ -1249,6 +1251,7 @@ class Harness:
                   FROM autodoctor.session_requests r
                   JOIN autodoctor.mechanics m
                     ON m.active AND m.online
+                   AND m.market = r.market
                    AND r.session_type = ANY (m.expertise)
                    AND m.user_id <> r.customer_id
                    AND (r.location IS NULL OR m.location IS NULL
@@ -1257,8 +1260,7 @@ class Harness:
                  WHERE r.id = %s
                  ORDER BY CASE WHEN r.location IS NULL OR m.location IS NULL THEN NULL
                                ELSE extensions.st_distance(r.location, m.location) END NULLS LAST,
-                          (SELECT count(*) FROM autodoctor.sessions s
-                            WHERE s.mechanic_id = m.user_id AND s.status IN ('scheduled', 'waiting', 'live'))
+                          m.active_sessions
                  LIMIT (SELECT s.new_request_email_limit FROM autodoctor.settings s WHERE s.id)""",
                 (rid,)).fetchall()
             out["fanout_plan"] = "\n".join(r[0] for r in plan)
@@ -1281,17 +1283,31 @@ class Harness:
             self.psql_file(db, HERE / "sql" / "dispatch.sql", orphans=orphans,
                            mechanics=p.dispatch_mechanics, capacity=p.dispatch_capacity)
             self.sql("CREATE EXTENSION pg_stat_statements SCHEMA extensions", db=db)
+            # The nearest-candidates statement of _pick_mechanic (deploy/orphan_dispatch.sql),
+            # parameters replaced by one orphan's values; keep in step with that file.
             plan = self.sql("""
                 EXPLAIN (ANALYZE, BUFFERS)
-                SELECT m.user_id FROM autodoctor.mechanics m
-                 WHERE m.active AND m.online AND m.location IS NOT NULL
-                   AND 'video' = ANY (m.expertise)
-                   AND m.active_sessions < m.max_concurrent_sessions
-                   AND m.user_id IS DISTINCT FROM bench.uid('dcust', 1)
-                   AND extensions.st_dwithin(m.location, bench.point(1, 400),
-                                             (m.service_radius_km * 1000)::double precision)
-                 ORDER BY m.location OPERATOR(extensions.<->) bench.point(1, 400), m.active_sessions
-                 LIMIT 1 FOR UPDATE SKIP LOCKED""", db=db)
+                WITH nearest AS MATERIALIZED (
+                    SELECT m.user_id, m.location OPERATOR(extensions.<->) bench.point(1, 400) AS distance
+                      FROM autodoctor.mechanics m
+                     WHERE m.active AND m.online
+                       AND m.location IS NOT NULL
+                       AND 'video' = ANY (m.expertise)
+                       AND m.active_sessions < m.max_concurrent_sessions
+                       AND m.user_id IS DISTINCT FROM bench.uid('dcust', 1)
+                       AND m.market = 'default'
+                       AND extensions.st_distance(m.location, bench.point(1, 400))
+                           <= (m.service_radius_km * 1000)::double precision
+                     ORDER BY m.location OPERATOR(extensions.<->) bench.point(1, 400)
+                     LIMIT 20
+                )
+                SELECT m.user_id
+                  FROM nearest n
+                  JOIN autodoctor.mechanics m ON m.user_id = n.user_id
+                 WHERE m.active AND m.online AND m.active_sessions < m.max_concurrent_sessions
+                 ORDER BY n.distance
+                 LIMIT 1
+                   FOR UPDATE OF m SKIP LOCKED""", db=db)
             self.sql("SELECT extensions.pg_stat_statements_reset()", db=db)
             self.sql("SELECT pg_stat_reset()", db=db)
             with psycopg.connect(self.dsn(db, "authenticator"), autocommit=True) as conn:
@@ -1932,6 +1948,8 @@ class Report:
                          + f" ({d['size']}, loaded in {d['load_s']:.0f} s); pgbench scale {d['pgbench_scale']}; "
                          f"`check_invariants()` at this volume: {d['check_invariants_s']:.1f} s, "
                          f"violations: {d['violations'] or 'none'}")
+        for name, note in self.r.get("merged", {}).items():
+            lines.append(f"- Section `{name}` is from a later run ({note}), merged in with `harness.py --merge`")
         return "\n".join(lines)
 
     def summary(self) -> str:
@@ -2084,17 +2102,27 @@ class Analysis:
                     "FOR UPDATE OF m SKIP LOCKED` (verified to run here), widening the candidate list when all are "
                     "locked.")
             elif rate is not None and rate < GOAL_DISPATCH_ROWS_S:
+                prof = self.s.get("profile", {}).get("dispatch") or {}
+                fns = {row[0]: row for row in prof.get("functions", [])}
+                total = fns.get("autodoctor.auto_assign_orphaned_sessions")
+                pick = fns.get("autodoctor._pick_mechanic")
+                assign = fns.get("autodoctor._assign_orphan")
+                share = ""
+                if total and pick and assign and float(total[2]):
+                    n = max(int(pick[1]), 1)
+                    share = (f" In the profiled call, `_pick_mechanic` takes {100 * float(pick[2]) / float(total[2]):.0f}% "
+                             f"of the time ({float(pick[2]) / n:.2f} ms per orphan) and `_assign_orphan` "
+                             f"{100 * float(assign[2]) / float(total[2]):.0f}% ({float(assign[2]) / n:.2f} ms per orphan: "
+                             "the session update, its event, the load counter and the outbox row).")
                 out.append(
                     f"**Item 7 (`auto_assign_orphaned_sessions`: {fmt(rate)} rows/s, "
-                    f"{self.gap(rate, GOAL_DISPATCH_ROWS_S)}).** The profile of the call shows where the time "
-                    "goes: the nearest-mechanic pick in `_pick_mechanic` dominates, and its plan shows why: a "
-                    "sequential scan of every online mechanic with `st_dwithin` evaluated on each, then a sort, "
-                    "per orphan, instead of a nearest-first (KNN) walk of `mechanics_location_idx` that stops at "
-                    "the first free mechanic. Each assignment then rewrites the mechanic's row (non-HOT, a new GiST "
-                    "entry) inside the same long transaction, so the dead versions accumulate for the rest of the "
-                    "batch. *What would close it:* a KNN pick (ORDER BY distance alone, candidates taken without a "
-                    "lock and locked in a second step), a HOT-friendly load counter, and batches of a few hundred "
-                    "orphans per transaction instead of one transaction for all.")
+                    f"{self.gap(rate, GOAL_DISPATCH_ROWS_S)}).** The assignment is a PL/pgSQL loop, one orphan at a "
+                    "time: pick the nearest free mechanic (a materialized KNN step over `mechanics_location_idx`, "
+                    "then a `FOR UPDATE SKIP LOCKED` lock of the candidate), then assign, log and queue the e-mail, "
+                    f"each as its own statements.{share} *What would close it:* a set-based assignment: rank "
+                    "(orphan, mechanic) pairs for a batch in one statement (KNN per orphan through a LATERAL join, "
+                    "capacity by a window over the ranks), then update sessions, insert events and outbox rows with "
+                    "one statement each.")
         if "profile" in self.s and "create" in self.s["profile"]:
             pr = self.s["profile"]["create"]
             fn = {row[0]: row for row in pr["functions"]}
@@ -2192,7 +2220,23 @@ def main() -> int:
     parser.add_argument("--reps", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--report-only", metavar="DIR")
+    parser.add_argument("--merge", nargs=2, metavar=("FULL_DIR", "LATER_DIR"),
+                        help="replace FULL_DIR's sections by LATER_DIR's and re-render BENCHMARKS.md")
     args = parser.parse_args()
+    if args.merge:
+        # Replace sections of a full run with those of a later --only run (same cluster
+        # settings and volumes), keeping a note of it in the report; then re-render.
+        base_dir, later_dir = Path(args.merge[0]), Path(args.merge[1])
+        results = json.loads((base_dir / "results.json").read_text())
+        later = json.loads((later_dir / "results.json").read_text())
+        for name, section in later.get("sections", {}).items():
+            results["sections"][name] = section
+            results["errors"].pop(name, None)
+            results.setdefault("merged", {})[name] = (
+                f"{later.get('started')}, package at git {later.get('environment', {}).get('git')}")
+        (base_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        write_report(results, Path(args.root) / "BENCHMARKS.md")
+        return 0
     if args.report_only:
         results = json.loads((Path(args.report_only) / "results.json").read_text())
         write_report(results, Path(args.root) / "BENCHMARKS.md")
