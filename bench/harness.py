@@ -32,7 +32,6 @@ import statistics
 import string
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import traceback
@@ -457,17 +456,22 @@ class Harness:
         return self.pgbench_result(tag, proc, proc.stdout, proc.stderr, proc.returncode)
 
     def accept_run(self, tag: str, clients: int, seconds: float, script: str = "accept.sql",
-                   user: str = "authenticator", key: str = "accept", **kw: Any) -> dict[str, Any]:
-        """One pgbench run of accept (or its bare floor) on fresh pool requests."""
+                   user: str = "authenticator", key: str = "accept",
+                   during: contextlib.AbstractContextManager[Any] | None = None, **kw: Any) -> dict[str, Any]:
+        """One pgbench run of accept (or its bare floor) on fresh pool requests. ``during`` is
+        entered around the pgbench run alone (not the checkpoint before it or the clean-up
+        after it); what it yields is returned as res["during"]."""
         base = self.ensure_pool(self.estimate(key, seconds, clients))
         since = self.now()
         self.checkpoint()
-        with self.wait_sampler() as waits:
+        with self.wait_sampler() as waits, (during or contextlib.nullcontext()) as extra:
             res = self.pgbench(tag, "bench", clients, seconds, script=script, user=user,
                                defines={"base": base, "nc": clients, "k": 0,
                                         "nmech": self.prof.mechanics, "ncust": self.prof.customers},
                                **kw)
         res["waits"] = dict(waits)
+        if during is not None:
+            res["during"] = extra
         self.consumed(base + clients * (res["max_k"] + 1))
         if res.get("tps"):
             self.rate[key] = max(self.rate.get(key, 0.0), res["tps"])
@@ -920,35 +924,19 @@ class Harness:
 
     @contextlib.contextmanager
     def pgbouncer(self, pool_size: int) -> Iterator[int]:
-        """pgbouncer in transaction pooling in front of the bench cluster, configured as
-        scripts/db.sh configures it for `make db-pooler`; stopped afterwards."""
+        """pgbouncer in transaction pooling in front of the bench cluster, configured by
+        scripts/db.sh exactly as for `make db-pooler`; stopped afterwards."""
         if not shutil.which("pgbouncer"):
             raise RuntimeError("pgbouncer is not installed (make deps installs it)")
         d = Path(self.args.base) / "pgbouncer"
         d.mkdir(parents=True, exist_ok=True)
         port = self.free_port(self.port + 1000)
-        (d / "userlist.txt").write_text('"postgres" ""\n"authenticator" ""\n')
-        (d / "pgbouncer.ini").write_text(textwrap.dedent(f"""\
-            [databases]
-            * = host=127.0.0.1 port={self.port}
-
-            [pgbouncer]
-            listen_addr = 127.0.0.1
-            listen_port = {port}
-            unix_socket_dir =
-            auth_type = trust
-            auth_file = {d}/userlist.txt
-            admin_users = postgres
-            pool_mode = transaction
-            default_pool_size = {pool_size}
-            min_pool_size = 0
-            reserve_pool_size = 0
-            max_client_conn = 2000
-            logfile = {d}/pgbouncer.log
-            pidfile = {d}/pgbouncer.pid
-            log_connections = 0
-            log_disconnections = 0
-            """))
+        # The very configuration `make db-pooler` uses, for this cluster's port.
+        env = {**os.environ, "AUTODOCTOR_PORT": str(self.port), "AUTODOCTOR_POOLER_PORT": str(port),
+               "AUTODOCTOR_POOLER_SIZE": str(pool_size)}
+        db_sh = str(self.root / "scripts" / "db.sh")
+        (d / "pgbouncer.ini").write_text(self.run_cmd([db_sh, "pooler-config", str(d)], timeout=30, env=env).stdout)
+        (d / "userlist.txt").write_text(self.run_cmd([db_sh, "pooler-users"], timeout=30, env=env).stdout)
         self.own_dir(d)
         self.run_cmd(self.owner_cmd(["pgbouncer", "-d", "-q", str(d / "pgbouncer.ini")]), timeout=30)
         try:
@@ -1147,6 +1135,25 @@ class Harness:
             for t in threads:
                 t.join(timeout=35)
 
+    def current_lsn(self) -> str:
+        return str(self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0])
+
+    @contextlib.contextmanager
+    def wal_meter(self) -> Iterator[dict[str, Any]]:
+        """WAL the primary writes while the block runs: start and end LSN, bytes."""
+        out: dict[str, Any] = {"start": self.current_lsn()}
+        try:
+            yield out
+        finally:
+            out["lsn"] = self.current_lsn()
+            out["bytes"] = float(self.sql("SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)",
+                                          (out["lsn"], out["start"]), db="postgres")[0][0])
+
+    @contextlib.contextmanager
+    def streaming_meter(self, port: int, interval: float) -> Iterator[dict[str, Any]]:
+        with self.lag_sampler(port, interval) as lag, self.wal_meter() as wal:
+            yield {"lag": lag, "wal": wal}
+
     def standby_runs(self) -> dict[str, Any]:
         p = self.prof
         c = p.direct_clients
@@ -1155,18 +1162,15 @@ class Harness:
         runs: dict[str, list[dict[str, Any]]] = {"streaming": [], "stopped": []}
         with self.standby() as sb:
             log(f"  standby: base backup in {sb['basebackup_s']:.0f} s, hot standby on port {sb['port']}")
-            lsn = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
-            self.wait_caught_up(sb["port"], lsn)
+            self.wait_caught_up(sb["port"], self.current_lsn())
             for rep in range(p.reps):
                 # A: the standby streams while accept runs.
-                lsn0 = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
-                with self.lag_sampler(sb["port"], p.lag_probe_interval_s) as lag:
-                    res = self.accept_run(f"r{rep}-standby-streaming-{c}", c, p.seconds)
-                lsn1 = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
-                res["wal_bytes"] = float(self.sql("SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)",
-                                                  (lsn1, lsn0), db="postgres")[0][0])
-                res["lag"] = {k: sorted(v) for k, v in lag.items()}
-                res["drain_s"] = self.wait_caught_up(sb["port"], lsn1)
+                res = self.accept_run(f"r{rep}-standby-streaming-{c}", c, p.seconds,
+                                      during=self.streaming_meter(sb["port"], p.lag_probe_interval_s))
+                meter = res.pop("during")
+                res["wal_bytes"] = meter["wal"]["bytes"]
+                res["lag"] = {k: sorted(v) for k, v in meter["lag"].items()}
+                res["drain_s"] = self.wait_caught_up(sb["port"], meter["wal"]["lsn"])
                 runs["streaming"].append(res)
                 vis = res["lag"]["visible_ms"]
                 log(f"  standby rep {rep + 1} streaming@{c}: {res.get('tps') or 0:.0f} tps; visible on the "
@@ -1175,19 +1179,20 @@ class Harness:
                     f"{_ms(loadgen.percentile(res['lag']['replay_lag_ms'], 99))} ms")
                 # B: the standby is down (its slot keeps the WAL); then it catches up.
                 self.run_cmd(self.owner_cmd(sb["ctl"] + ["-m", "fast", "-w", "-t", "60", "stop"]), timeout=120)
-                lsn0 = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
-                res = self.accept_run(f"r{rep}-standby-stopped-{c}", c, p.seconds)
-                lsn1 = self.sql("SELECT pg_current_wal_lsn()::text", db="postgres")[0][0]
-                res["wal_bytes"] = float(self.sql("SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)",
-                                                  (lsn1, lsn0), db="postgres")[0][0])
+                res = self.accept_run(f"r{rep}-standby-stopped-{c}", c, p.seconds, during=self.wal_meter())
+                wal = res.pop("during")
+                res["wal_bytes"] = wal["bytes"]
                 t0 = time.monotonic()
                 self.run_cmd(self.owner_cmd(sb["ctl"] + ["-l", sb["log"], "-w", "-t", "120", "start"]), timeout=180)
                 res["restart_s"] = time.monotonic() - t0
-                res["catchup_s"] = self.wait_caught_up(sb["port"], lsn1)
+                # Everything written meanwhile (the clean-up after the run included).
+                res["catchup_bytes"] = float(self.sql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)",
+                                                      (wal["start"],), db="postgres")[0][0])
+                res["catchup_s"] = self.wait_caught_up(sb["port"], self.current_lsn())
                 res["catchup_total_s"] = time.monotonic() - t0
                 runs["stopped"].append(res)
                 log(f"  standby rep {rep + 1} stopped@{c}: {res.get('tps') or 0:.0f} tps; "
-                    f"{res['wal_bytes'] / 1e6:.1f} MB of WAL replayed in {res['catchup_total_s']:.1f} s after restart")
+                    f"{res['catchup_bytes'] / 1e6:.1f} MB of WAL replayed in {res['catchup_total_s']:.1f} s after restart")
         return {"basebackup_s": sb["basebackup_s"], "clients": c, "runs": runs}
 
     def section_profile(self) -> dict[str, Any]:
@@ -1242,34 +1247,33 @@ class Harness:
         # The fan-out of create_session_request: the plan of its e-mail query for one request.
         rid = self.sql("""SELECT id FROM autodoctor.session_requests
                            WHERE status = 'pending' AND location IS NULL ORDER BY created_at DESC LIMIT 1""")[0][0]
-        # The statement of _queue_new_request_emails (deploy/notification_outbox.sql), as it
-        # runs there; keep in step with that file.
-        with self.admin() as conn, conn.transaction():
-            plan = conn.execute("""
-                EXPLAIN (ANALYZE, BUFFERS)
-                SELECT 'new_request', m.user_id, u.email, r.id
-                  FROM autodoctor.session_requests r
-                  JOIN autodoctor.mechanics m
-                    ON m.active AND m.online
-                   AND m.market = r.market
-                   AND r.session_type = ANY (m.expertise)
-                   AND m.user_id <> r.customer_id
-                   AND (r.location IS NULL OR m.location IS NULL
-                        OR extensions.st_dwithin(r.location, m.location, (m.service_radius_km * 1000)::double precision))
-                  JOIN auth.users u ON u.id = m.user_id
-                 WHERE r.id = %s
-                 ORDER BY CASE WHEN r.location IS NULL OR m.location IS NULL THEN NULL
-                               ELSE extensions.st_distance(r.location, m.location) END NULLS LAST,
-                          m.active_sessions
-                 LIMIT (SELECT s.new_request_email_limit FROM autodoctor.settings s WHERE s.id)""",
-                (rid,)).fetchall()
-            out["fanout_plan"] = "\n".join(r[0] for r in plan)
+        out["fanout_plan"] = self.nested_plan(
+            "bench", "SELECT autodoctor._queue_new_request_emails(%s)", (rid,),
+            "INSERT INTO autodoctor.notification_outbox")
         out["outbox_rows"] = self.sql("SELECT count(*) FROM autodoctor.notification_outbox")[0][0]
         out["mechanic_indexes"] = [r[0] for r in self.sql("""
             SELECT indexdef FROM pg_indexes WHERE schemaname = 'autodoctor' AND tablename = 'mechanics'""")]
         out["request_indexes"] = len(self.sql("""
             SELECT 1 FROM pg_indexes WHERE schemaname = 'autodoctor' AND tablename = 'session_requests'"""))
         return out
+
+    def nested_plan(self, db: str, call: str, params: Any, match: str) -> str:
+        """EXPLAIN ANALYZE of a statement as it runs inside a function: the function is called
+        with auto_explain logging nested statements to this client, then rolled back. The
+        first plan whose query text contains ``match`` is returned."""
+        plans: list[str] = []
+        with psycopg.connect(self.dsn(db)) as conn:
+            conn.add_notice_handler(lambda diag: plans.append(diag.message_primary or ""))
+            for stmt in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                         "SET auto_explain.log_analyze = on", "SET auto_explain.log_buffers = on",
+                         "SET auto_explain.log_nested_statements = on", "SET client_min_messages = log"):
+                conn.execute(stmt)
+            conn.execute(call, params)
+            conn.rollback()
+        for plan in plans:
+            if match in plan:
+                return plan
+        raise RuntimeError(f"no plan of a statement containing {match!r} among {len(plans)} logged")
 
     def profile_dispatch(self) -> dict[str, Any]:
         """auto_assign_orphaned_sessions under pg_stat_statements (track = all), and the plan
@@ -1283,31 +1287,9 @@ class Harness:
             self.psql_file(db, HERE / "sql" / "dispatch.sql", orphans=orphans,
                            mechanics=p.dispatch_mechanics, capacity=p.dispatch_capacity)
             self.sql("CREATE EXTENSION pg_stat_statements SCHEMA extensions", db=db)
-            # The nearest-candidates statement of _pick_mechanic (deploy/orphan_dispatch.sql),
-            # parameters replaced by one orphan's values; keep in step with that file.
-            plan = self.sql("""
-                EXPLAIN (ANALYZE, BUFFERS)
-                WITH nearest AS MATERIALIZED (
-                    SELECT m.user_id, m.location OPERATOR(extensions.<->) bench.point(1, 400) AS distance
-                      FROM autodoctor.mechanics m
-                     WHERE m.active AND m.online
-                       AND m.location IS NOT NULL
-                       AND 'video' = ANY (m.expertise)
-                       AND m.active_sessions < m.max_concurrent_sessions
-                       AND m.user_id IS DISTINCT FROM bench.uid('dcust', 1)
-                       AND m.market = 'default'
-                       AND extensions.st_distance(m.location, bench.point(1, 400))
-                           <= (m.service_radius_km * 1000)::double precision
-                     ORDER BY m.location OPERATOR(extensions.<->) bench.point(1, 400)
-                     LIMIT 20
-                )
-                SELECT m.user_id
-                  FROM nearest n
-                  JOIN autodoctor.mechanics m ON m.user_id = n.user_id
-                 WHERE m.active AND m.online AND m.active_sessions < m.max_concurrent_sessions
-                 ORDER BY n.distance
-                 LIMIT 1
-                   FOR UPDATE OF m SKIP LOCKED""", db=db)
+            pick_plan = self.nested_plan(
+                db, "SELECT autodoctor._pick_mechanic('video', bench.point(1, 400), bench.uid('dcust', 1), "
+                "'default')", None, "nearest AS MATERIALIZED")
             self.sql("SELECT extensions.pg_stat_statements_reset()", db=db)
             self.sql("SELECT pg_stat_reset()", db=db)
             with psycopg.connect(self.dsn(db, "authenticator"), autocommit=True) as conn:
@@ -1331,7 +1313,7 @@ class Harness:
                   FROM pg_stat_user_functions ORDER BY total_time DESC LIMIT 8""", db=db)
             return {"orphans": orphans, "assigned": assigned, "elapsed_s": elapsed,
                     "statements": statements, "functions": functions,
-                    "pick_plan": "\n".join(r[0] for r in plan)}
+                    "pick_plan": pick_plan}
         finally:
             self.sql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
 
@@ -1827,7 +1809,8 @@ class Report:
             rlag = sorted(v for r in st for v in r["lag"]["replay_lag_ms"])
             lbytes = sorted(v for r in st for v in r["lag"]["lag_bytes"])
             wal_per_tx = [r["wal_bytes"] / r["transactions"] for r in st + so if r.get("transactions")]
-            rates = [r["wal_bytes"] / 1e6 / r["catchup_total_s"] for r in so if r.get("catchup_total_s")]
+            rates = [r.get("catchup_bytes", r["wal_bytes"]) / 1e6 / r["catchup_total_s"] for r in so
+                     if r.get("catchup_total_s")]
             pct = loadgen.percentile
             out += [
                 "", "### A streaming hot standby under the accept load", "",
@@ -1857,9 +1840,11 @@ class Report:
                 f"{fmt(med([r.get('catchup_total_s') for r in so]), 1)} | {fspread([r.get('catchup_total_s') for r in so], 1)} |",
                 f"| catch-up rate (restart included), MB/s of WAL | {fmt(med(rates), 1)} | {fspread(rates, 1)} |",
                 "",
-                "Every run starts right after a `CHECKPOINT` (as every run of this report does), so the WAL per "
-                "accept includes the full-page images of the first change to each page after it: an upper bound "
-                "for the steady state, and the figure to size replication bandwidth and standby catch-up with.",
+                "WAL per accept is measured over the pgbench run alone (LSN before and after it). Every run "
+                "starts right after a `CHECKPOINT` (as every run of this report does), so it includes the "
+                "full-page image of the first change to each page after it: an upper bound for the steady state, "
+                "and the figure to size replication bandwidth with. The catch-up replays everything written while "
+                "the standby was down: the run and the harness's clean-up after it.",
             ]
         return "\n".join(out)
 
@@ -1914,13 +1899,13 @@ class Report:
             for f, calls, total, self_ms in d["functions"]:
                 out.append(f"| `{f}` | {calls:,} | {total} | {self_ms} |")
             out.append("")
-            out.append("Plan of the nearest-mechanic pick in `_pick_mechanic` for one located orphan "
-                       "(before the batch; constants in place of its parameters):")
+            out.append("Plan of the nearest-mechanic pick in `_pick_mechanic` for one located orphan, as it "
+                       "runs inside the function (auto_explain, nested statements; before the batch):")
             out.append("")
             out.append(block(d["pick_plan"]))
             out.append("")
         out.append("Plan of the e-mail fan-out query inside `create_session_request` "
-                   "(`_queue_new_request_emails`, for one unlocated pending request):")
+                   "(`_queue_new_request_emails`, for one unlocated pending request, as it runs inside the function: auto_explain, nested statements, rolled back):")
         out.append("")
         out.append(block(pr["fanout_plan"]))
         out.append("")

@@ -3,6 +3,7 @@
 #
 #   scripts/db.sh start | stop | status | env | port | wipe
 #   scripts/db.sh pooler-start | pooler-stop | pooler-port      pgbouncer, transaction pooling
+#   scripts/db.sh pooler-config DIR | pooler-users              its pgbouncer.ini (files in DIR), userlist.txt
 #   scripts/db.sh replica-start | replica-stop | replica-port    a streaming hot standby
 #
 # The cluster lives inside the checkout (.pgdata, git-ignored) when the OS user that
@@ -94,19 +95,11 @@ stop() {
 
 pooler_running() { [ -f "$POOLER_DIR/pgbouncer.pid" ] && kill -0 "$(cat "$POOLER_DIR/pgbouncer.pid")" 2>/dev/null; }
 
-# pgbouncer in transaction-pooling mode in front of the cluster, on its own port, as the
-# cluster's OS user: every database of the cluster, a pool of ~2x cores server connections.
-pooler_start() {
-    start
-    if pooler_running; then return 0; fi
-    command -v pgbouncer >/dev/null || { echo "db: pgbouncer is not installed (apt-get install pgbouncer)" >&2; exit 1; }
-    mkdir -p "$POOLER_DIR"
-    [ "$RUN_AS" = postgres ] && [ "$(id -u)" = 0 ] && chown postgres: "$POOLER_DIR"
-    as_owner tee "$POOLER_DIR/userlist.txt" >/dev/null <<USERS
-"postgres" ""
-"authenticator" ""
-USERS
-    as_owner tee "$POOLER_DIR/pgbouncer.ini" >/dev/null <<INI
+# The pgbouncer configuration, for files in directory $1: transaction pooling in front of
+# the cluster's every database, a pool of POOLER_SIZE server connections. The benchmark
+# (bench/harness.py) starts its pgbouncer from this too (`db.sh pooler-config DIR`).
+pooler_config() {
+    cat <<INI
 [databases]
 * = host=127.0.0.1 port=$PORT
 
@@ -115,18 +108,33 @@ listen_addr = 127.0.0.1
 listen_port = $POOLER_PORT
 unix_socket_dir =
 auth_type = trust
-auth_file = $POOLER_DIR/userlist.txt
+auth_file = $1/userlist.txt
 admin_users = postgres
 pool_mode = transaction
 default_pool_size = $POOLER_SIZE
 min_pool_size = 0
 reserve_pool_size = 0
 max_client_conn = 2000
-logfile = $POOLER_DIR/pgbouncer.log
-pidfile = $POOLER_DIR/pgbouncer.pid
+logfile = $1/pgbouncer.log
+pidfile = $1/pgbouncer.pid
 log_connections = 0
 log_disconnections = 0
 INI
+}
+
+# Who may log in through pgbouncer (auth_type = trust still needs the names).
+pooler_users() { printf '"postgres" ""\n"authenticator" ""\n'; }
+
+# pgbouncer in transaction-pooling mode in front of the cluster, on its own port, as the
+# cluster's OS user: every database of the cluster, a pool of ~2x cores server connections.
+pooler_start() {
+    start
+    if pooler_running; then return 0; fi
+    command -v pgbouncer >/dev/null || { echo "db: pgbouncer is not installed (apt-get install pgbouncer)" >&2; exit 1; }
+    mkdir -p "$POOLER_DIR"
+    [ "$RUN_AS" = postgres ] && [ "$(id -u)" = 0 ] && chown postgres: "$POOLER_DIR"
+    pooler_config "$POOLER_DIR" | as_owner tee "$POOLER_DIR/pgbouncer.ini" >/dev/null
+    pooler_users | as_owner tee "$POOLER_DIR/userlist.txt" >/dev/null
     as_owner pgbouncer -d -q "$POOLER_DIR/pgbouncer.ini" \
         || { tail -n 20 "$POOLER_DIR/pgbouncer.log" >&2; exit 1; }
     for _ in $(seq 50); do
@@ -183,6 +191,8 @@ case "${1:-}" in
     pooler-start) pooler_start ;;
     pooler-stop) pooler_stop ;;
     pooler-port) echo "$POOLER_PORT" ;;
+    pooler-config) pooler_config "${2:?usage: $0 pooler-config DIR}" ;;
+    pooler-users) pooler_users ;;
     replica-start) replica_start ;;
     replica-stop) replica_stop ;;
     replica-port) echo "$REPLICA_PORT" ;;
@@ -190,5 +200,5 @@ case "${1:-}" in
     port) echo "$PORT" ;;
     env) printf 'PGHOST=127.0.0.1\nPGPORT=%s\nPGUSER=postgres\nPGDATABASE=%s\n' "$PORT" "$DBNAME" ;;
     wipe) pooler_stop; replica_stop; stop; rm -rf "$BASE"; echo "db: removed $BASE" ;;
-    *) echo "usage: $0 start|stop|status|port|env|wipe|pooler-start|pooler-stop|pooler-port|replica-start|replica-stop|replica-port" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|status|port|env|wipe|pooler-start|pooler-stop|pooler-port|pooler-config DIR|pooler-users|replica-start|replica-stop|replica-port" >&2; exit 2 ;;
 esac
