@@ -107,9 +107,6 @@ deploy: db-start ## sqitch deploy --verify into $PGDATABASE
 	@sqitch deploy --verify db:pg: | grep -v '^  [+] .* ok$$' || true
 	@test "$$(sqitch status db:pg: 2>/dev/null | grep -c 'Nothing to deploy')" = 1 \
 	    || { echo "deploy: sqitch deploy failed" >&2; sqitch status db:pg: >&2; exit 1; }
-ifdef LOCAL_DB
-	@psql -X -q -v ON_ERROR_STOP=1 -c "GRANT anon, authenticated, service_role TO authenticator" >/dev/null
-endif
 
 revert: db-start ## sqitch revert (everything the package deployed)
 	@sqitch revert -y db:pg:
@@ -121,13 +118,16 @@ psql: db-start ## an interactive shell on the database (pgcli when installed)
 
 # --- tests -----------------------------------------------------------------------------
 
-test: check deploy $(STAMPS)/venv ## every test: check, pgTAP, pytest, lint
+# The tests never use $PGDATABASE (the demo's, or yours): pgTAP runs in a scratch database
+# created, deployed and dropped by scripts/with-test-db.sh, pytest in databases of its own
+# (tests/python/conftest.py), each created and dropped by the run.
+test: check $(STAMPS)/venv ## every test: check, pgTAP, pytest, lint (in scratch databases)
 	@$(MAKE) --no-print-directory pgtap pytest lint
 
-pgtap: deploy ## the pgTAP suite (pg_prove)
-	@pg_prove --failures --ext .sql -r tests/pgtap
+pgtap: db-start ## the pgTAP suite (pg_prove), in a scratch database
+	@scripts/with-test-db.sh pgtap pg_prove --failures --ext .sql -r tests/pgtap
 
-pytest: deploy db-pooler db-replica $(STAMPS)/venv ## the pytest suite: directly, then the contract through pgbouncer
+pytest: db-pooler db-replica $(STAMPS)/venv ## the pytest suite: directly, then the contract through pgbouncer
 ifdef LOCAL_DB
 	@AUTODOCTOR_TEST_REPLICA_PORT=$(REPLICA_PORT) $(PY) -m pytest tests/python
 	@echo "--- the contract tests again, through pgbouncer (transaction pooling, no prepares) ---"
@@ -141,13 +141,13 @@ endif
 # the command line replaces the config file's list).
 SQUAWK_EXCEPT := require-lock-timeout,require-statement-timeout,prefer-bigint-over-int
 
-check: lint $(STAMPS)/squawk deploy ## lint, squawk over deploy/*.sql, catalog lints and plpgsql_check
+check: lint $(STAMPS)/squawk db-start ## lint, squawk over deploy/*.sql, catalog lints and plpgsql_check
 	@$(VENV)/bin/squawk deploy/*.sql
 	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
 	    --exclude=$(SQUAWK_EXCEPT),adding-foreign-key-constraint,constraint-missing-not-valid deploy/sessions.sql
 	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
 	    --exclude=$(SQUAWK_EXCEPT),require-concurrent-index-creation deploy/mechanic_load.sql
-	@pg_prove --failures --ext .sql tests/pgtap/90_lints.sql tests/pgtap/91_plpgsql_check.sql
+	@scripts/with-test-db.sh check pg_prove --failures --ext .sql tests/pgtap/90_lints.sql tests/pgtap/91_plpgsql_check.sql
 
 lint: $(STAMPS)/venv ## ruff and mypy --strict
 	@$(VENV)/bin/ruff check python tests

@@ -56,8 +56,8 @@ BEGIN
        AND r.market = v_mechanic.market
        AND r.session_type = ANY (v_mechanic.expertise)
        AND (r.location IS NULL OR v_mechanic.location IS NULL
-            OR extensions.st_dwithin(r.location, v_mechanic.location,
-                                     (v_mechanic.service_radius_km * 1000)::double precision))
+            OR autodoctor._within(r.location, v_mechanic.location,
+                                (v_mechanic.service_radius_km * 1000)::double precision))
     RETURNING * INTO v_request;
 
     IF NOT FOUND THEN

@@ -23,7 +23,7 @@ DECLARE
     v_mechanic autodoctor.mechanics;
     v_request_id uuid;
     v_session autodoctor.sessions;
-    v_location extensions.geography;
+    v_location autodoctor.intakes.location%TYPE;
 BEGIN
     SELECT * INTO v_mechanic FROM autodoctor.mechanics m WHERE m.user_id = v_uid;
     IF NOT FOUND OR NOT v_mechanic.active THEN
@@ -88,8 +88,8 @@ BEGIN
     END IF;
     SELECT i.location INTO v_location FROM autodoctor.intakes i WHERE i.id = v_session.intake_id;
     IF v_session.market <> v_mechanic.market OR (v_location IS NOT NULL AND v_mechanic.location IS NOT NULL
-       AND NOT extensions.st_dwithin(v_location, v_mechanic.location,
-                                     (v_mechanic.service_radius_km * 1000)::double precision) ) THEN
+       AND NOT autodoctor._within(v_location, v_mechanic.location,
+                                  (v_mechanic.service_radius_km * 1000)::double precision)) THEN
         RAISE EXCEPTION USING
             ERRCODE = '42501',
             MESSAGE = 'session is outside this mechanic''s service area',

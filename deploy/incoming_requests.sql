@@ -4,6 +4,20 @@
 
 BEGIN;
 
+-- PostGIS may live in any schema (extensions on Supabase, public on a plain PostgreSQL):
+-- put it on this transaction's search path, so that the types, functions and operators
+-- named below bind to it by identity as the objects are created. Nothing looks PostGIS
+-- up by name at run time: the functions keep SET search_path = ''.
+DO $bind$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', (
+        SELECT pg_catalog.quote_ident(n.nspname)
+          FROM pg_catalog.pg_extension e
+          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'postgis'), true);
+END
+$bind$;
+
 -- The calling mechanic's dashboard: pending, unexpired requests they could accept,
 -- oldest first. security_invoker, so the caller's row-level security applies too.
 CREATE VIEW autodoctor.incoming_requests
@@ -18,7 +32,7 @@ SELECT r.id,
        r.notes,
        r.intake_id,
        CASE WHEN r.location IS NOT NULL AND m.location IS NOT NULL
-            THEN round((extensions.st_distance(r.location, m.location) / 1000)::numeric, 1)
+            THEN round((st_distance(r.location, m.location) / 1000)::numeric, 1)
        END AS distance_km
   FROM autodoctor.session_requests r
   JOIN autodoctor.mechanics m ON m.user_id = (SELECT auth.uid())
@@ -29,7 +43,7 @@ SELECT r.id,
    AND r.customer_id <> m.user_id
    AND r.session_type = ANY (m.expertise)
    AND (r.location IS NULL OR m.location IS NULL
-        OR extensions.st_dwithin(r.location, m.location, (m.service_radius_km * 1000)::double precision))
+        OR st_dwithin(r.location, m.location, (m.service_radius_km * 1000)::double precision))
  ORDER BY r.created_at;
 
 COMMENT ON VIEW autodoctor.incoming_requests IS

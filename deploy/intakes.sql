@@ -4,6 +4,20 @@
 
 BEGIN;
 
+-- PostGIS may live in any schema (extensions on Supabase, public on a plain PostgreSQL):
+-- put it on this transaction's search path, so that the types, functions and operators
+-- named below bind to it by identity as the objects are created. Nothing looks PostGIS
+-- up by name at run time: the functions keep SET search_path = ''.
+DO $bind$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', (
+        SELECT pg_catalog.quote_ident(n.nspname)
+          FROM pg_catalog.pg_extension e
+          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'postgis'), true);
+END
+$bind$;
+
 CREATE TABLE autodoctor.intakes (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     created_at timestamptz NOT NULL DEFAULT now(),
@@ -13,7 +27,7 @@ CREATE TABLE autodoctor.intakes (
     vehicle_year integer NOT NULL CHECK (vehicle_year >= 1900),
     vin text CHECK (vin ~ '^[A-HJ-NPR-Z0-9]{17}$'),
     concern text NOT NULL CHECK (char_length(concern) BETWEEN 1 AND 4000),
-    location extensions.geography(Point, 4326),
+    location geography(Point, 4326),
     idempotency_key text CHECK (char_length(idempotency_key) BETWEEN 1 AND 200)
 );
 

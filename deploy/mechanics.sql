@@ -5,6 +5,20 @@
 
 BEGIN;
 
+-- PostGIS may live in any schema (extensions on Supabase, public on a plain PostgreSQL):
+-- put it on this transaction's search path, so that the types, functions and operators
+-- named below bind to it by identity as the objects are created. Nothing looks PostGIS
+-- up by name at run time: the functions keep SET search_path = ''.
+DO $bind$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', (
+        SELECT pg_catalog.quote_ident(n.nspname)
+          FROM pg_catalog.pg_extension e
+          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'postgis'), true);
+END
+$bind$;
+
 CREATE TABLE autodoctor.mechanics (
     user_id uuid PRIMARY KEY REFERENCES autodoctor.profiles (id) ON DELETE CASCADE,
     active boolean NOT NULL DEFAULT true,
@@ -14,7 +28,7 @@ CREATE TABLE autodoctor.mechanics (
         CHECK (cardinality(expertise) > 0 AND array_position(expertise, NULL) IS NULL),
     -- The market (region) the row belongs to: the future distribution key (docs/SCALING.md).
     market text NOT NULL DEFAULT 'default' CHECK (market ~ '^[a-z0-9_-]{1,40}$'),
-    location extensions.geography(Point, 4326),
+    location geography(Point, 4326),
     service_radius_km numeric NOT NULL DEFAULT 50
         CHECK (service_radius_km > 0 AND service_radius_km <= 20000),
     max_concurrent_sessions integer NOT NULL DEFAULT 1

@@ -8,6 +8,20 @@
 
 BEGIN;
 
+-- PostGIS may live in any schema (extensions on Supabase, public on a plain PostgreSQL):
+-- put it on this transaction's search path, so that the types, functions and operators
+-- named below bind to it by identity as the objects are created. Nothing looks PostGIS
+-- up by name at run time: the functions keep SET search_path = ''.
+DO $bind$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', (
+        SELECT pg_catalog.quote_ident(n.nspname)
+          FROM pg_catalog.pg_extension e
+          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'postgis'), true);
+END
+$bind$;
+
 -- _assign_orphan: gives an orphaned session (no mechanic, pending or live) its mechanic.
 -- A pending session starts waiting, a live one stays live. The pending request that a
 -- conversion created for it (caller has locked it) is accepted and linked, so "a request
@@ -64,6 +78,42 @@ COMMENT ON FUNCTION autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid) IS
     'accepting its converted request; NULL when it is no longer an orphan.';
 REVOKE ALL ON FUNCTION autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid) FROM PUBLIC;
 
+-- _nearest_mechanics: up to 20 available mechanics whose radius covers a located session,
+-- nearest first, by a KNN walk of the GiST index (no lock: _pick_mechanic locks). A
+-- SQL-standard body, so PostGIS's <-> and st_distance are bound at deploy (above).
+-- st_distance, not st_dwithin: with a per-mechanic radius st_dwithin cannot use the index
+-- anyway, and its one-row estimate makes the planner sort instead of walking the index
+-- nearest-first.
+CREATE FUNCTION autodoctor._nearest_mechanics(
+    session_type autodoctor.session_type,
+    location geography,
+    customer_id uuid,
+    market text
+)
+RETURNS TABLE (user_id uuid, distance double precision)
+LANGUAGE sql
+STABLE
+SET search_path = ''
+BEGIN ATOMIC
+    SELECT m.user_id,
+           m.location <-> _nearest_mechanics.location AS distance
+      FROM autodoctor.mechanics m
+     WHERE m.active AND m.online
+       AND m.location IS NOT NULL
+       AND _nearest_mechanics.session_type = ANY (m.expertise)
+       AND m.active_sessions < m.max_concurrent_sessions
+       AND m.user_id IS DISTINCT FROM _nearest_mechanics.customer_id
+       AND m.market = _nearest_mechanics.market
+       AND st_distance(m.location, _nearest_mechanics.location)
+           <= (m.service_radius_km * 1000)::double precision
+     ORDER BY m.location <-> _nearest_mechanics.location
+     LIMIT 20;
+END;
+
+COMMENT ON FUNCTION autodoctor._nearest_mechanics(autodoctor.session_type, geography, uuid, text) IS
+    'Private: up to 20 available mechanics covering a located session, nearest first (KNN).';
+REVOKE ALL ON FUNCTION autodoctor._nearest_mechanics(autodoctor.session_type, geography, uuid, text) FROM PUBLIC;
+
 -- _pick_mechanic: the best available mechanic for a session, locked for the caller.
 -- Active, online, expertise covering the type, under capacity, not the customer; when the
 -- session is located, the nearest located mechanic whose radius covers it (KNN scan of
@@ -72,7 +122,7 @@ REVOKE ALL ON FUNCTION autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid) F
 -- over instead of waited for, so parallel dispatchers never block or deadlock.
 CREATE FUNCTION autodoctor._pick_mechanic(
     session_type autodoctor.session_type,
-    location extensions.geography,
+    location geography,
     customer_id uuid,
     market text
 )
@@ -88,23 +138,11 @@ BEGIN
         -- The nearest candidates first, by a KNN walk of the GiST index (LIMIT, no lock),
         -- then the first of them that can be locked. Locking inside the KNN scan itself
         -- fails on PostgreSQL 15 / PostGIS 3.3 ("attempted to lock invisible tuple"), hence
-        -- the MATERIALIZED step. st_distance, not st_dwithin: with a per-mechanic radius
-        -- st_dwithin cannot use the index anyway, and its one-row estimate makes the planner
-        -- sort instead of walking the index nearest-first.
+        -- the MATERIALIZED step.
         WITH nearest AS MATERIALIZED (
-            SELECT m.user_id,
-                   m.location OPERATOR(extensions.<->) _pick_mechanic.location AS distance
-              FROM autodoctor.mechanics m
-             WHERE m.active AND m.online
-               AND m.location IS NOT NULL
-               AND _pick_mechanic.session_type = ANY (m.expertise)
-               AND m.active_sessions < m.max_concurrent_sessions
-               AND m.user_id IS DISTINCT FROM _pick_mechanic.customer_id
-               AND m.market = _pick_mechanic.market
-               AND extensions.st_distance(m.location, _pick_mechanic.location)
-                   <= (m.service_radius_km * 1000)::double precision
-             ORDER BY m.location OPERATOR(extensions.<->) _pick_mechanic.location
-             LIMIT 20
+            SELECT n.user_id, n.distance
+              FROM autodoctor._nearest_mechanics(_pick_mechanic.session_type, _pick_mechanic.location,
+                                                 _pick_mechanic.customer_id, _pick_mechanic.market) n
         )
         SELECT m.user_id INTO v_pick
           FROM nearest n
@@ -132,8 +170,8 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid, text) IS
+COMMENT ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, geography, uuid, text) IS
     'Private: locks and returns the best available mechanic (nearest, then least loaded), or NULL.';
-REVOKE ALL ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, extensions.geography, uuid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION autodoctor._pick_mechanic(autodoctor.session_type, geography, uuid, text) FROM PUBLIC;
 
 COMMIT;

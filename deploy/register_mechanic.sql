@@ -23,7 +23,7 @@ SET search_path = ''
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_location extensions.geography := autodoctor._point(register_mechanic.latitude, register_mechanic.longitude);
+    v_location autodoctor.mechanics.location%TYPE := autodoctor._point(register_mechanic.latitude, register_mechanic.longitude);
     v_expertise autodoctor.session_type[];
     v_mechanic autodoctor.mechanics;
 BEGIN

@@ -6,6 +6,20 @@
 
 BEGIN;
 
+-- PostGIS may live in any schema (extensions on Supabase, public on a plain PostgreSQL):
+-- put it on this transaction's search path, so that the types, functions and operators
+-- named below bind to it by identity as the objects are created. Nothing looks PostGIS
+-- up by name at run time: the functions keep SET search_path = ''.
+DO $bind$
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', (
+        SELECT pg_catalog.quote_ident(n.nspname)
+          FROM pg_catalog.pg_extension e
+          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname = 'postgis'), true);
+END
+$bind$;
+
 CREATE TABLE autodoctor.session_requests (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     created_at timestamptz NOT NULL DEFAULT now(),
@@ -27,7 +41,7 @@ CREATE TABLE autodoctor.session_requests (
     -- it will assign; the foreign key is added with autodoctor.sessions.
     session_id uuid,
     idempotency_key text CHECK (char_length(idempotency_key) BETWEEN 1 AND 200),
-    location extensions.geography(Point, 4326),
+    location geography(Point, 4326),
     -- The market (region) the row belongs to: the future distribution key (docs/SCALING.md).
     market text NOT NULL DEFAULT 'default' CHECK (market ~ '^[a-z0-9_-]{1,40}$'),
     cancelled_at timestamptz,
@@ -97,7 +111,7 @@ CREATE POLICY session_requests_select_authenticated ON autodoctor.session_reques
             AND (location IS NULL
                  OR (SELECT m.location FROM autodoctor.mechanics m
                       WHERE m.user_id = (SELECT auth.uid())) IS NULL
-                 OR extensions.st_dwithin(
+                 OR st_dwithin(
                         location,
                         (SELECT m.location FROM autodoctor.mechanics m
                           WHERE m.user_id = (SELECT auth.uid())),

@@ -21,7 +21,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_uid uuid := autodoctor._caller();
-    v_location extensions.geography := autodoctor._point(set_mechanic_availability.latitude, set_mechanic_availability.longitude);
+    v_location autodoctor.mechanics.location%TYPE := autodoctor._point(set_mechanic_availability.latitude, set_mechanic_availability.longitude);
     v_mechanic autodoctor.mechanics;
 BEGIN
     IF set_mechanic_availability.online IS NULL THEN

@@ -28,7 +28,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_uid uuid := autodoctor._caller();
-    v_location extensions.geography := autodoctor._point(submit_intake.latitude, submit_intake.longitude);
+    v_location autodoctor.intakes.location%TYPE := autodoctor._point(submit_intake.latitude, submit_intake.longitude);
     v_make text;
     v_model text;
     v_year integer;

@@ -18,6 +18,9 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 HASH=$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)
 PORT=${AUTODOCTOR_PORT:-$((54000 + HASH % 900))}
 DBNAME=${AUTODOCTOR_DBNAME:-autodoctor}
+# pg_cron serves one database per cluster: a test database (tests/python/test_pg_cron.py
+# creates, deploys and drops it), so that no test ever writes into the demo's database.
+CRON_DB=autodoctor_cron_test
 
 if [ "$(id -u)" = 0 ]; then
     RUN_AS=postgres
@@ -61,7 +64,7 @@ unix_socket_directories = ''
 max_connections = 300
 shared_buffers = 256MB
 shared_preload_libraries = 'pg_cron'
-cron.database_name = '$DBNAME'
+cron.database_name = '$CRON_DB'
 cron.use_background_workers = on
 max_worker_processes = 32
 log_min_messages = warning
@@ -71,19 +74,37 @@ CONF
 
 start() {
     init
-    if is_running; then return 0; fi
-    as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null \
-        || { tail -n 30 "$LOG" >&2; exit 1; }
+    local started=
+    if ! is_running; then
+        as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null \
+            || { tail -n 30 "$LOG" >&2; exit 1; }
+        started=1
+    fi
     if ! psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DBNAME'" | grep -q 1; then
         psql_admin -d postgres -c "CREATE DATABASE $DBNAME"
     fi
-    # The login role applications use, as PostgREST's `authenticator`: it can only
-    # become anon, authenticated or service_role (granted once deploy created them).
-    psql_admin -d postgres -c "DO \$\$ BEGIN
-        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
-            CREATE ROLE authenticator LOGIN NOINHERIT;
-        END IF; END \$\$"
-    echo "db: running on 127.0.0.1:$PORT (data in $DATA)"
+    # Clusters made before pg_cron served the test database: point it there (a restart).
+    if [ "$(psql_admin -d postgres -tAc "SHOW cron.database_name")" != "$CRON_DB" ]; then
+        psql_admin -d postgres -c "ALTER SYSTEM SET cron.database_name = '$CRON_DB'"
+        as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 restart >/dev/null
+    fi
+    # The API roles as a Supabase project has them before the package arrives (so the
+    # package's deploys and reverts in this cluster's databases never create or drop
+    # them), and the login role applications use, as PostgREST's `authenticator`: it can
+    # only become anon, authenticated or service_role.
+    psql_admin -d postgres -c "DO \$\$
+        DECLARE r text;
+        BEGIN
+            FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
+                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+                    EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+                END IF;
+            END LOOP;
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticator') THEN
+                CREATE ROLE authenticator LOGIN NOINHERIT;
+            END IF;
+        END \$\$" -c "SET client_min_messages = warning" -c "GRANT anon, authenticated, service_role TO authenticator"
+    [ -z "$started" ] || echo "db: running on 127.0.0.1:$PORT (data in $DATA)"
 }
 
 stop() {

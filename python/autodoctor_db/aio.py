@@ -47,6 +47,7 @@ from .models import (
     SessionType,
     Status,
     Violation,
+    model_row,
 )
 
 T = TypeVar("T")
@@ -86,7 +87,7 @@ class AsyncCaller:
         self.failed = False
 
     async def _run(self, call: Call[T]) -> T:
-        factory: Any = class_row(call.row) if call.row is not None else tuple_row
+        factory: Any = model_row(call.row) if call.row is not None else tuple_row
         try:
             async with self._conn.cursor(row_factory=factory) as cur:
                 await cur.execute(call.query, call.params)

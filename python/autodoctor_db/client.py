@@ -55,6 +55,7 @@ from .models import (
     SessionType,
     Status,
     Violation,
+    model_row,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,7 +113,7 @@ class Caller:
         self.failed = False
 
     def _run(self, call: Call[T]) -> T:
-        factory: Any = class_row(call.row) if call.row is not None else tuple_row
+        factory: Any = model_row(call.row) if call.row is not None else tuple_row
         try:
             with self._conn.cursor(row_factory=factory) as cur:
                 cur.execute(call.query, call.params)

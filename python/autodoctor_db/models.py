@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import enum
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
+
+from psycopg.rows import BaseRowFactory, RowMaker
+
+T = TypeVar("T")
 
 
 class SessionType(str, enum.Enum):
@@ -317,3 +323,39 @@ class Replica:
     state: str | None
     lag_bytes: int | None
     replay_lag: timedelta | None
+
+
+def ewkb_point(text: str | None) -> tuple[float | None, float | None]:
+    """Latitude and longitude of a PostGIS point in its text form (hex (E)WKB).
+
+    The driver reads locations as ``location::text`` (the geography type's own output
+    function) instead of calling PostGIS, whose schema differs between databases.
+    """
+    if text is None:
+        return None, None
+    raw = bytes.fromhex(text)
+    order = "<" if raw[0] == 1 else ">"
+    (kind,) = struct.unpack_from(order + "I", raw, 1)
+    offset = 5 + (4 if kind & 0x20000000 else 0)  # skip the SRID when present
+    if kind & 0x0FFFFFFF != 1:
+        raise ValueError(f"not a point: WKB type {kind & 0x0FFFFFFF}")
+    x, y = struct.unpack_from(order + "dd", raw, offset)
+    return y, x
+
+
+def model_row(cls: type[T]) -> BaseRowFactory[T]:
+    """``class_row(cls)``, with a ``location`` column turned into latitude and longitude."""
+
+    def factory(cursor: Any) -> RowMaker[T]:
+        names = [column.name for column in cursor.description or ()]
+        has_location = "location" in names
+
+        def make(values: Sequence[Any]) -> T:
+            kwargs = dict(zip(names, values, strict=True))
+            if has_location:
+                kwargs["latitude"], kwargs["longitude"] = ewkb_point(kwargs.pop("location"))
+            return cls(**kwargs)
+
+        return make
+
+    return factory

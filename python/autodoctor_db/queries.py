@@ -1,7 +1,10 @@
 """The SQL the driver sends: one literal query per contract function.
 
 Each query calls one ``autodoctor`` function and reads its row back with the columns
-the dataclasses in :mod:`autodoctor_db.models` expect (locations as plain numbers).
+the dataclasses in :mod:`autodoctor_db.models` expect. A location is read as PostGIS's
+text form (hex EWKB, by the type's own output function) and turned into latitude and
+longitude by :func:`autodoctor_db.models.model_row`: no query names PostGIS, which may
+live in any schema.
 Parameters are always passed apart from the query text.
 """
 
@@ -14,8 +17,7 @@ REQUEST_COLUMNS: Final = """
     r.session_type::text AS session_type, r.plan_code, r.status::text AS status,
     r.customer_name, r.customer_email, r.notes, r.accepted_at, r.notification_sent_at,
     r.metadata, r.intake_id, r.expires_at, r.session_id, r.idempotency_key,
-    extensions.st_y(r.location::extensions.geometry) AS latitude,
-    extensions.st_x(r.location::extensions.geometry) AS longitude,
+    r.location::text AS location,
     r.cancelled_at, r.expired_at
 """
 
@@ -28,8 +30,7 @@ SESSION_COLUMNS: Final = """
 
 MECHANIC_COLUMNS: Final = """
     m.user_id, m.active, m.online, m.expertise::text[] AS expertise,
-    extensions.st_y(m.location::extensions.geometry) AS latitude,
-    extensions.st_x(m.location::extensions.geometry) AS longitude,
+    m.location::text AS location,
     m.service_radius_km, m.max_concurrent_sessions, m.created_at, m.updated_at
 """
 
@@ -216,8 +217,7 @@ CHECK_INVARIANTS: Final = "SELECT invariant, detail FROM autodoctor.check_invari
 INTAKE_COLUMNS: Final = """
     i.id, i.created_at, i.customer_id, i.vehicle_make, i.vehicle_model, i.vehicle_year,
     i.vin, i.concern,
-    extensions.st_y(i.location::extensions.geometry) AS latitude,
-    extensions.st_x(i.location::extensions.geometry) AS longitude,
+    i.location::text AS location,
     i.idempotency_key
 """
 

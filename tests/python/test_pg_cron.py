@@ -1,38 +1,65 @@
-"""run_maintenance() runs under pg_cron in the database pg_cron serves (the Makefile's)."""
+"""run_maintenance() runs under pg_cron, in the database pg_cron serves.
+
+pg_cron serves one database per cluster (cron.database_name). The throwaway cluster names
+a test database of its own for it (scripts/db.sh: autodoctor_cron_test), never the demo's:
+this module drops and creates that database, deploys the package into it, and drops it
+again at the end. On another server (PGHOST) whose pg_cron serves a database not named so,
+the module is skipped rather than write into that database.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-#: pg_cron serves one database per cluster (cron.database_name): the Makefile's.
-MAIN_DSN = " ".join(
-    f"{key}={os.environ[var]}"
-    for key, var in (
-        ("host", "PGHOST"),
-        ("port", "PGPORT"),
-        ("user", "PGUSER"),
-        ("dbname", "PGDATABASE"),
-    )
+ROOT = Path(__file__).resolve().parents[2]
+#: The only cron database this module may create and drop.
+CRON_TEST_DB = "autodoctor_cron_test"
+SERVER = {
+    key: os.environ[var]
+    for key, var in (("host", "PGHOST"), ("port", "PGPORT"), ("user", "PGUSER"))
     if os.environ.get(var)
-)
+}
+
+
+@pytest.fixture(scope="module")
+def cron_dbname() -> Iterator[str]:
+    with psycopg.connect(**SERVER, dbname="postgres", autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_setting('cron.database_name', true),"
+            " current_setting('shared_preload_libraries') LIKE '%pg_cron%'"
+        ).fetchone()
+        if row is None or row[0] != CRON_TEST_DB or not row[1]:
+            pytest.skip(f"pg_cron on this server does not serve a database named {CRON_TEST_DB}")
+        conn.execute(f"DROP DATABASE IF EXISTS {CRON_TEST_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {CRON_TEST_DB}")
+    try:
+        proc = subprocess.run(
+            ["sqitch", "deploy", "--verify", f"db:pg:{CRON_TEST_DB}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        yield CRON_TEST_DB
+    finally:
+        with psycopg.connect(**SERVER, dbname="postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {CRON_TEST_DB} WITH (FORCE)")
 
 
 @pytest.fixture
-def cron_db() -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(MAIN_DSN, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT current_setting('cron.database_name', true) = current_database()"
-            "   AND EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')"
-        ).fetchone()
-        if not (row and row[0]):
-            pytest.skip("pg_cron does not serve this database (your own server?)")
+def cron_db(cron_dbname: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(**SERVER, dbname=cron_dbname, autocommit=True) as conn:
         yield conn
 
 
@@ -74,7 +101,7 @@ def test_pg_cron_repairs_a_legacy_orphan_within_a_minute(cron_db: psycopg.Connec
         " WHERE j.jobname = 'autodoctor-maintenance' ORDER BY d.start_time DESC LIMIT 1"
     ).fetchone()
     assert runs == ("succeeded",)
-    # Leave the shared database clean, through the API (the customer cancels the request,
+    # Leave the invariants holding, through the API (the customer cancels the request,
     # which cancels the orphan with it, both logged).
     with cron_db.transaction():
         cron_db.execute(
