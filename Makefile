@@ -108,10 +108,22 @@ deploy: db-start ## sqitch deploy --verify into $PGDATABASE
 	@test "$$(sqitch status db:pg: 2>/dev/null | grep -c 'Nothing to deploy')" = 1 \
 	    || { echo "deploy: sqitch deploy failed" >&2; sqitch status db:pg: >&2; exit 1; }
 
-revert: db-start ## sqitch revert (everything the package deployed)
-	@sqitch revert -y db:pg:
+# Revert asks first (on a terminal; without one it needs CONFIRM=yes), and even then keeps
+# every table that holds rows: the revert stops there, naming them, and `make deploy`
+# brings back what it had reverted. Dropping the data takes ALLOW_DATA_LOSS=yes (it sets
+# autodoctor.allow_data_loss = on for the revert, as PGOPTIONS does for plain sqitch).
+revert: db-start ## sqitch revert, after asking; tables holding rows stay unless ALLOW_DATA_LOSS=yes
+	@if [ "$(CONFIRM)" != yes ]; then \
+	    if [ -t 0 ]; then \
+	        read -r -p "Revert every change of autodoctor-db in database $$PGDATABASE on $$PGHOST:$$PGPORT?$(if $(filter yes,$(ALLOW_DATA_LOSS)), ALLOW_DATA_LOSS=yes: its data is DROPPED., Tables holding rows are kept.) [y/N] " answer; \
+	        case "$$answer" in y|Y|yes|YES) ;; *) echo "revert: nothing reverted"; exit 1 ;; esac; \
+	    else \
+	        echo "revert: no terminal to ask on; run it in one, or pass CONFIRM=yes" >&2; exit 1; \
+	    fi; \
+	fi
+	@$(if $(filter yes,$(ALLOW_DATA_LOSS)),PGOPTIONS="$$PGOPTIONS -c autodoctor.allow_data_loss=on") sqitch revert -y db:pg:
 
-redeploy: revert deploy ## revert then deploy again
+redeploy: revert deploy ## revert (asks, as above) then deploy again
 
 psql: db-start ## an interactive shell on the database (pgcli when installed)
 	@if command -v pgcli >/dev/null; then pgcli; else psql; fi

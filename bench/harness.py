@@ -1996,7 +1996,7 @@ class Analysis:
                     "inserts one.\n\n"
                     "*What would close it:* the batched delivery mode, now built (`set_notify_mode('relay')`, "
                     "the `relay` rows above: the writers only log, `relay_events()` NOTIFYs per batch); it is "
-                    "not the default because DESIGN.md's contract sends the broadcast in the event's own "
+                    "not the default because docs/design.md's contract sends the broadcast in the event's own "
                     "transaction by default and plain LISTEN clients would depend on a relay process. Beyond "
                     "the NOTIFY lock: review which `session_requests` indexes the accept must maintain.")
         if "python" in self.s:

@@ -15,7 +15,7 @@ BEGIN;
 -- transaction, so "accepted iff one session" always holds; the load trigger on sessions
 -- then takes the mechanic's row lock and refuses one session beyond their capacity.
 -- Lock order, shared by every function: request, then session, then mechanic.
-CREATE FUNCTION autodoctor.accept_session_request(
+CREATE OR REPLACE FUNCTION autodoctor.accept_session_request(
     request_id uuid
 )
 RETURNS autodoctor.sessions

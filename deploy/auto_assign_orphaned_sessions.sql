@@ -8,7 +8,7 @@ BEGIN;
 -- Oldest orphans first, each locked FOR UPDATE SKIP LOCKED (and its converted request
 -- too), mechanics picked with SKIP LOCKED: parallel runs and concurrent claims or accepts
 -- never assign one session twice and never wait on each other. Returns how many it assigned.
-CREATE FUNCTION autodoctor.auto_assign_orphaned_sessions(
+CREATE OR REPLACE FUNCTION autodoctor.auto_assign_orphaned_sessions(
     batch_size integer DEFAULT 100
 )
 RETURNS integer

@@ -7,7 +7,7 @@ BEGIN;
 -- Each orphan older than older_than is cancelled with reason 'orphaned', with its
 -- converted request if it has one. Orphan and request are taken with SKIP LOCKED, so
 -- one held by an accept or a claim in flight is left to it.
-CREATE FUNCTION autodoctor.cancel_orphaned_sessions(
+CREATE OR REPLACE FUNCTION autodoctor.cancel_orphaned_sessions(
     older_than interval DEFAULT interval '1 day'
 )
 RETURNS integer

@@ -10,7 +10,7 @@ BEGIN;
 -- One guarded UPDATE (owner, pending): racing an accept, exactly one of the two wins. A
 -- converted legacy orphan's session is cancelled with its request, so it is not left
 -- without a mechanic and without a request.
-CREATE FUNCTION autodoctor.cancel_session_request(
+CREATE OR REPLACE FUNCTION autodoctor.cancel_session_request(
     request_id uuid
 )
 RETURNS autodoctor.session_requests

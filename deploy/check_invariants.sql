@@ -7,7 +7,7 @@ BEGIN;
 
 -- check_invariants: every violated invariant of the data model, one row each.
 -- Empty when healthy. Read-only; meant for tests, monitoring and after repairs.
-CREATE FUNCTION autodoctor.check_invariants()
+CREATE OR REPLACE FUNCTION autodoctor.check_invariants()
 RETURNS TABLE (invariant text, detail jsonb)
 LANGUAGE sql
 STABLE

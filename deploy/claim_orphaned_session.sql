@@ -8,7 +8,7 @@ BEGIN;
 -- Locks the converted request pointing at it (if any) before the session, in the lock
 -- order every function shares, so a concurrent accept of that request and this claim
 -- serialise and exactly one of them assigns the session.
-CREATE FUNCTION autodoctor.claim_orphaned_session(
+CREATE OR REPLACE FUNCTION autodoctor.claim_orphaned_session(
     session_id uuid
 )
 RETURNS autodoctor.sessions

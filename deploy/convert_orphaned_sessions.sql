@@ -10,7 +10,7 @@ BEGIN;
 -- mechanic to the customer's existing session. Idempotent: an orphan that already has a
 -- pending request is skipped (and a unique index makes two at once impossible). An orphan
 -- with no customer cannot be asked for and is cancelled instead (reason no_customer).
-CREATE FUNCTION autodoctor.convert_orphaned_sessions()
+CREATE OR REPLACE FUNCTION autodoctor.convert_orphaned_sessions()
 RETURNS integer
 LANGUAGE plpgsql
 VOLATILE

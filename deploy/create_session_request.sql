@@ -9,7 +9,7 @@ BEGIN;
 -- create_session_request: a customer asks for a session (Flow 1).
 -- Idempotent per (customer, idempotency_key): a retry returns the existing request and
 -- logs nothing; the unique index makes that hold under concurrent retries too.
-CREATE FUNCTION autodoctor.create_session_request(
+CREATE OR REPLACE FUNCTION autodoctor.create_session_request(
     session_type autodoctor.session_type,
     plan_code text,
     notes text DEFAULT NULL,

@@ -9,7 +9,7 @@ BEGIN;
 -- Requests are taken with SKIP LOCKED (an accept in flight decides that one; accept
 -- itself refuses an expired request). A converted orphan's session is cancelled with its
 -- request, so it is not left with neither a mechanic nor a request.
-CREATE FUNCTION autodoctor.expire_stale_requests()
+CREATE OR REPLACE FUNCTION autodoctor.expire_stale_requests()
 RETURNS integer
 LANGUAGE plpgsql
 VOLATILE

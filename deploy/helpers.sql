@@ -20,7 +20,7 @@ $bind$;
 
 -- _caller: the calling user, from the JWT claims PostgREST sets.
 -- Raises 42501 (not_authenticated) when there is none, so no function runs anonymously.
-CREATE FUNCTION autodoctor._caller()
+CREATE OR REPLACE FUNCTION autodoctor._caller()
 RETURNS uuid
 LANGUAGE plpgsql
 STABLE
@@ -50,7 +50,7 @@ REVOKE ALL ON FUNCTION autodoctor._caller() FROM PUBLIC;
 -- these instead of naming PostGIS.
 
 -- _make_point: geography(Point, 4326) from latitude and longitude, unchecked (_point checks).
-CREATE FUNCTION autodoctor._make_point(
+CREATE OR REPLACE FUNCTION autodoctor._make_point(
     latitude double precision,
     longitude double precision
 )
@@ -68,7 +68,7 @@ COMMENT ON FUNCTION autodoctor._make_point(double precision, double precision) I
 REVOKE ALL ON FUNCTION autodoctor._make_point(double precision, double precision) FROM PUBLIC;
 
 -- _within: are two points at most `meters` apart (PostGIS st_dwithin on the spheroid)?
-CREATE FUNCTION autodoctor._within(
+CREATE OR REPLACE FUNCTION autodoctor._within(
     a geography,
     b geography,
     meters double precision
@@ -88,7 +88,7 @@ REVOKE ALL ON FUNCTION autodoctor._within(geography, geography, double precision
 
 -- _point: a WGS 84 point from plain latitude and longitude numbers.
 -- Both or neither (NULL then); in range and finite, else 22023 invalid_coordinates.
-CREATE FUNCTION autodoctor._point(
+CREATE OR REPLACE FUNCTION autodoctor._point(
     latitude double precision,
     longitude double precision
 )

@@ -11,7 +11,7 @@ BEGIN;
 -- maintenance stops for a while), and drops the months wholly older than the retention
 -- settings; an outbox month still holding a pending e-mail is kept. Dropping a partition
 -- is how history leaves: the append-only log itself refuses DELETE.
-CREATE FUNCTION autodoctor._maintain_partitions(
+CREATE OR REPLACE FUNCTION autodoctor._maintain_partitions(
     months_ahead integer DEFAULT 12
 )
 RETURNS jsonb

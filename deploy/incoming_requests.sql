@@ -20,7 +20,7 @@ $bind$;
 
 -- The calling mechanic's dashboard: pending, unexpired requests they could accept,
 -- oldest first. security_invoker, so the caller's row-level security applies too.
-CREATE VIEW autodoctor.incoming_requests
+CREATE OR REPLACE VIEW autodoctor.incoming_requests
 WITH (security_invoker = true)
 AS
 SELECT r.id,

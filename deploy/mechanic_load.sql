@@ -26,7 +26,7 @@ UPDATE autodoctor.mechanics m
 -- The increment is one UPDATE of the mechanic's row: its row lock serialises concurrent
 -- assignments to one mechanic, so max_concurrent_sessions holds under any concurrency
 -- (PT409 capacity_reached when one more session would exceed it).
-CREATE FUNCTION autodoctor._track_mechanic_load()
+CREATE OR REPLACE FUNCTION autodoctor._track_mechanic_load()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = ''

@@ -5,7 +5,7 @@ BEGIN;
 
 -- Both sides' dashboard: the caller's sessions, newest first, with the caller's part in
 -- each. security_invoker, so row-level security decides what the caller sees.
-CREATE VIEW autodoctor.my_sessions
+CREATE OR REPLACE VIEW autodoctor.my_sessions
 WITH (security_invoker = true)
 AS
 SELECT s.id,

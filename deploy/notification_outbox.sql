@@ -58,7 +58,7 @@ COMMENT ON POLICY notification_outbox_select_service ON autodoctor.notification_
 -- Eligible as for accepting (active, expertise, service radius where both sides are
 -- located), online, not the customer; nearest then least loaded first, at most
 -- settings.new_request_email_limit of them.
-CREATE FUNCTION autodoctor._queue_new_request_emails(
+CREATE OR REPLACE FUNCTION autodoctor._queue_new_request_emails(
     request_id uuid
 )
 RETURNS integer

@@ -34,7 +34,7 @@ COMMENT ON POLICY relay_state_select_service ON autodoctor.relay_state IS
 -- cluster-wide NOTIFY commit lock is taken once per batch instead of once per writer.
 -- One relay at a time (its row is taken SKIP LOCKED); returns how many events it announced
 -- (0 when none, or when another relay is running).
-CREATE FUNCTION autodoctor.relay_events(
+CREATE OR REPLACE FUNCTION autodoctor.relay_events(
     batch_size integer DEFAULT 1000
 )
 RETURNS integer
@@ -92,7 +92,7 @@ GRANT EXECUTE ON FUNCTION autodoctor.relay_events(integer) TO service_role;
 -- set_notify_mode: switches how broadcasts leave ('transaction' or 'relay').
 -- Enables or disables the per-event NOTIFY trigger in the same transaction as the setting,
 -- so the two never disagree; the relay starts from the current end of the log.
-CREATE FUNCTION autodoctor.set_notify_mode(
+CREATE OR REPLACE FUNCTION autodoctor.set_notify_mode(
     mode text
 )
 RETURNS text

@@ -27,7 +27,7 @@ $bind$;
 -- conversion created for it (caller has locked it) is accepted and linked, so "a request
 -- is accepted iff a session has it" holds. Returns NULL if the session is no longer an
 -- orphan. The load trigger refuses a mechanic beyond capacity (PT409 capacity_reached).
-CREATE FUNCTION autodoctor._assign_orphan(
+CREATE OR REPLACE FUNCTION autodoctor._assign_orphan(
     session_id uuid,
     mechanic_id uuid,
     request_id uuid,
@@ -84,7 +84,7 @@ REVOKE ALL ON FUNCTION autodoctor._assign_orphan(uuid, uuid, uuid, text, uuid) F
 -- st_distance, not st_dwithin: with a per-mechanic radius st_dwithin cannot use the index
 -- anyway, and its one-row estimate makes the planner sort instead of walking the index
 -- nearest-first.
-CREATE FUNCTION autodoctor._nearest_mechanics(
+CREATE OR REPLACE FUNCTION autodoctor._nearest_mechanics(
     session_type autodoctor.session_type,
     location geography,
     customer_id uuid,
@@ -120,7 +120,7 @@ REVOKE ALL ON FUNCTION autodoctor._nearest_mechanics(autodoctor.session_type, ge
 -- the GiST index), else the least loaded one without a location restriction. Candidates
 -- are locked FOR UPDATE SKIP LOCKED: a mechanic busy in another transaction is passed
 -- over instead of waited for, so parallel dispatchers never block or deadlock.
-CREATE FUNCTION autodoctor._pick_mechanic(
+CREATE OR REPLACE FUNCTION autodoctor._pick_mechanic(
     session_type autodoctor.session_type,
     location geography,
     customer_id uuid,

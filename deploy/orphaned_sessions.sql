@@ -6,7 +6,7 @@ BEGIN;
 
 -- The service's repair queue: active sessions without a mechanic, oldest first, with the
 -- pending request a conversion gave them (if any). security_invoker.
-CREATE VIEW autodoctor.orphaned_sessions
+CREATE OR REPLACE VIEW autodoctor.orphaned_sessions
 WITH (security_invoker = true)
 AS
 SELECT s.id,

@@ -7,7 +7,7 @@ BEGIN;
 -- FOR UPDATE SKIP LOCKED: the rows stay locked by the caller's transaction while it sends
 -- them, so parallel workers never take the same row; a worker that dies mid-batch releases
 -- its rows (at-least-once: a mail sent just before a crash may be sent again).
-CREATE FUNCTION autodoctor.claim_notifications(
+CREATE OR REPLACE FUNCTION autodoctor.claim_notifications(
     batch_size integer DEFAULT 10
 )
 RETURNS SETOF autodoctor.notification_outbox
@@ -41,7 +41,7 @@ GRANT EXECUTE ON FUNCTION autodoctor.claim_notifications(integer) TO service_rol
 -- complete_notification: records one delivery attempt of an e-mail.
 -- Without an error it is sent; with one, it is retried with exponential backoff (30 s,
 -- 1 min, 2 min, ... capped at 1 h) until max_attempts, then marked failed. Never deleted.
-CREATE FUNCTION autodoctor.complete_notification(
+CREATE OR REPLACE FUNCTION autodoctor.complete_notification(
     notification_id bigint,
     error text DEFAULT NULL,
     max_attempts integer DEFAULT 8

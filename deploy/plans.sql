@@ -35,7 +35,7 @@ COMMENT ON POLICY plans_select_service ON autodoctor.plans IS
 
 -- _require_plan: checks that a plan exists, is active and allows a session type.
 -- Raises 22023 (unknown_plan, plan_forbids_type): bad input, nothing written.
-CREATE FUNCTION autodoctor._require_plan(
+CREATE OR REPLACE FUNCTION autodoctor._require_plan(
     session_type autodoctor.session_type,
     plan_code text
 )

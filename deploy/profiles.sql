@@ -32,7 +32,7 @@ COMMENT ON POLICY profiles_select_service ON autodoctor.profiles IS
 -- _handle_new_user: creates the profile of a new auth user.
 -- Reads only full_name from raw_user_meta_data (users write that field themselves, so
 -- nothing that grants a role or privilege is ever taken from it).
-CREATE FUNCTION autodoctor._handle_new_user()
+CREATE OR REPLACE FUNCTION autodoctor._handle_new_user()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER

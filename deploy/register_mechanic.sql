@@ -7,7 +7,7 @@ BEGIN;
 -- register_mechanic: the service makes a user a mechanic, or updates their profile.
 -- The only way to become a mechanic (never user metadata). Registration is offline;
 -- re-registering keeps the current online flag and re-activates the mechanic.
-CREATE FUNCTION autodoctor.register_mechanic(
+CREATE OR REPLACE FUNCTION autodoctor.register_mechanic(
     user_id uuid,
     expertise autodoctor.session_type[] DEFAULT enum_range(NULL::autodoctor.session_type),
     latitude double precision DEFAULT NULL,

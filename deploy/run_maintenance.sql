@@ -13,7 +13,7 @@ BEGIN;
 -- keep the history tables' partitions (months ahead created, months past retention
 -- dropped). After it, no session in pending or live lacks both a mechanic and a pending
 -- request.
-CREATE FUNCTION autodoctor.run_maintenance()
+CREATE OR REPLACE FUNCTION autodoctor.run_maintenance()
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE

@@ -63,7 +63,7 @@ COMMENT ON POLICY session_events_select_service ON autodoctor.session_events IS
 -- _notify_event: broadcasts a logged event on channel autodoctor.
 -- The payload carries ids and non-private fields only (any role may LISTEN); it is sent
 -- in the event's own transaction, so it is delivered if and only if the event commits.
-CREATE FUNCTION autodoctor._notify_event()
+CREATE OR REPLACE FUNCTION autodoctor._notify_event()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = ''
@@ -91,7 +91,7 @@ CREATE TRIGGER session_events_notify
     FOR EACH ROW EXECUTE FUNCTION autodoctor._notify_event();
 
 -- _forbid_event_change: keeps the log append-only, for the owner too.
-CREATE FUNCTION autodoctor._forbid_event_change()
+CREATE OR REPLACE FUNCTION autodoctor._forbid_event_change()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = ''
@@ -119,7 +119,7 @@ CREATE TRIGGER session_events_no_truncate
 
 -- _log_event: appends one event to the log (which broadcasts it).
 -- Called by the package's functions in the transaction of the change it records.
-CREATE FUNCTION autodoctor._log_event(
+CREATE OR REPLACE FUNCTION autodoctor._log_event(
     event text,
     request_id uuid,
     session_id uuid,

@@ -6,7 +6,7 @@ BEGIN;
 -- _transition_allowed: the session state machine, as a truth table.
 -- pending -> scheduled | waiting | cancelled; scheduled -> waiting | cancelled;
 -- waiting -> live | cancelled; live -> completed | cancelled; completed, cancelled final.
-CREATE FUNCTION autodoctor._transition_allowed(
+CREATE OR REPLACE FUNCTION autodoctor._transition_allowed(
     from_status autodoctor.session_status,
     to_status autodoctor.session_status
 )
@@ -35,7 +35,7 @@ REVOKE ALL ON FUNCTION autodoctor._transition_allowed(autodoctor.session_status,
 -- _enforce_session_fsm: refuses a status change the state machine does not allow.
 -- A trigger, so that direct writes (old code paths, the owner) cannot bypass it either;
 -- and a session cannot enter scheduled, waiting or live without a mechanic.
-CREATE FUNCTION autodoctor._enforce_session_fsm()
+CREATE OR REPLACE FUNCTION autodoctor._enforce_session_fsm()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = ''

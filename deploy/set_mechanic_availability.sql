@@ -7,7 +7,7 @@ BEGIN;
 -- set_mechanic_availability: a mechanic goes online or offline, optionally moving.
 -- Without coordinates the stored location is kept. Online matters only to
 -- auto-assignment and e-mail; accepting needs no online flag.
-CREATE FUNCTION autodoctor.set_mechanic_availability(
+CREATE OR REPLACE FUNCTION autodoctor.set_mechanic_availability(
     online boolean,
     latitude double precision DEFAULT NULL,
     longitude double precision DEFAULT NULL

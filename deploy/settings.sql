@@ -41,7 +41,7 @@ COMMENT ON POLICY settings_select_service ON autodoctor.settings IS
 
 -- _request_ttl: the configured request TTL.
 -- STABLE and owner-only; used for request expiry defaults.
-CREATE FUNCTION autodoctor._request_ttl()
+CREATE OR REPLACE FUNCTION autodoctor._request_ttl()
 RETURNS interval
 LANGUAGE sql
 STABLE

@@ -10,7 +10,7 @@ BEGIN;
 -- submit_intake: the intake form becomes an intake and a pending request (Flow 2, fixed).
 -- Both rows in one transaction, and never a session: a session is born only when a
 -- mechanic accepts. Idempotent per (customer, idempotency_key), like create_session_request.
-CREATE FUNCTION autodoctor.submit_intake(
+CREATE OR REPLACE FUNCTION autodoctor.submit_intake(
     session_type autodoctor.session_type,
     plan_code text,
     vehicle jsonb,

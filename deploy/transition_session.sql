@@ -9,7 +9,7 @@ BEGIN;
 -- The session's mechanic moves the work on (scheduled, waiting, live, completed); its
 -- customer may cancel it before it is live. The row is locked, so two concurrent moves
 -- are applied one after the other and the second is checked against the first.
-CREATE FUNCTION autodoctor.transition_session(
+CREATE OR REPLACE FUNCTION autodoctor.transition_session(
     session_id uuid,
     to_status autodoctor.session_status
 )

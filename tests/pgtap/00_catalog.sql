@@ -1,6 +1,6 @@
 -- The catalog: schema, enums, tables and key columns, row-level security and its
 -- policies, the dashboard view, every function's signature, definer flag and grants,
--- and the splinter-style rules of DESIGN.md's security model, checked over the whole
+-- and the splinter-style rules of docs/design.md's security model, checked over the whole
 -- schema so that objects added later are held to them too.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
@@ -21,14 +21,16 @@ SELECT schema_privs_are('autodoctor', 'anon', ARRAY[]::name[],
     'anon should have no privilege on schema autodoctor');
 SELECT schema_privs_are('autodoctor', 'public', ARRAY[]::name[],
     'PUBLIC should have no privilege on schema autodoctor');
+-- Where PostGIS is missing, deploy creates it in schema extensions (as on Supabase). It
+-- may also live in public, where someone installed it before (tests/python/
+-- test_migrations.py deploys into both layouts); this database is the first kind.
 SELECT is(
     (SELECT n.nspname::text FROM pg_catalog.pg_extension e
        JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'postgis'),
     'extensions',
-    'PostGIS should live in schema extensions');
--- DESIGN.md: extensions (PostGIS, pg_cron) live in schema extensions, never in public
--- (splinter's extension_in_public). Known failure, reported to the lead: the change
--- maintenance_schedule runs a bare CREATE EXTENSION pg_cron, which lands in public.
+    'PostGIS created by deploy should live in schema extensions');
+-- splinter's extension_in_public: deploy itself never puts an extension in public (pg_cron
+-- goes to pg_catalog, its tables to schema cron).
 SELECT is_empty(
     $$SELECT e.extname FROM pg_catalog.pg_extension e
         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace

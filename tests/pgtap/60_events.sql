@@ -83,7 +83,7 @@ SELECT results_eq(
     'each change should log exactly one event, in order, with request, session, actor, from -> to, type and plan');
 -- Known defect, reported to the lead: cancel_session_request logs orphan_cancelled with
 -- from_status NULL, where expire_stale_requests and cancel_orphaned_sessions log the
--- session's real previous status (DESIGN: every change logged from -> to).
+-- session's real previous status (docs/design.md: every change logged from -> to).
 SELECT is(
     (SELECT from_status FROM autodoctor.session_events
       WHERE request_id = pg_temp.id('r_orphan') AND event = 'orphan_cancelled'),

@@ -1,7 +1,7 @@
 -- Catalog lints, as tests: the checks of Supabase's database linter (supabase/splinter)
 -- that apply to this package, re-implemented over schema autodoctor (which a Supabase
 -- project exposes to its API: splinter's "exposed schema"), plus the stricter house rules
--- of DESIGN.md's security model. Each assertion is named after the splinter lint it ports
+-- of docs/design.md's security model. Each assertion is named after the splinter lint it ports
 -- (its number and name) or after the house rule. Findings knowingly accepted are asserted
 -- as exact sets, so a new one fails too; SECURITY.md says why each is accepted.
 --

@@ -15,7 +15,7 @@ SELECT col_default_is('autodoctor', t, 'market', 'default'::text, t || '.market 
 -- Citus requires every unique index of a distributed table to contain the distribution
 -- column. Every unique index of the hot tables does, except four keys kept on purpose
 -- (docs/SCALING.md, "Constraints and indexes that must include the key"): the primary keys
--- that foreign keys point at, sessions.request_id (DESIGN.md: unique, one session per
+-- that foreign keys point at, sessions.request_id (docs/design.md: unique, one session per
 -- request) and mechanics.user_id (a mechanic works in one market). A new unique index must
 -- include market, or be added here with its reason.
 SELECT is(

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-#: SQLSTATEs the contract allows a function to fail with (DESIGN.md, "Errors"), besides
+#: SQLSTATEs the contract allows a function to fail with (docs/design.md, "Errors"), besides
 #: the whole of class 22 (bad input).
 CONTRACT_SQLSTATES = frozenset({"42501", "PT404", "PT409"})
 

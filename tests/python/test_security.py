@@ -1,4 +1,4 @@
-"""Security promises of DESIGN.md, each as a test that fails if the promise breaks.
+"""Security promises of docs/design.md, each as a test that fails if the promise breaks.
 
 - Broadcasts (any role may LISTEN, anon included) carry ids and non-private fields only:
   never a name, an e-mail, notes, a concern or a vehicle, for any of the eight events.
@@ -24,7 +24,7 @@ import psycopg
 import pytest
 from support import act_as, call_function, new_user, report
 
-#: The keys of a broadcast payload (DESIGN.md, "Events").
+#: The keys of a broadcast payload (docs/design.md, "Events").
 PAYLOAD_KEYS = {"event_id", "event", "request_id", "session_id", "session_type", "plan_code", "at"}
 EVENTS = {
     "new_request",
