@@ -37,7 +37,9 @@ postgresql_noproc = factories.postgresql_noproc(
     port=int(os.environ.get("PGPORT", "5432")),
     user=os.environ.get("PGUSER", "postgres"),
     password=os.environ.get("PGPASSWORD") or None,
-    dbname="autodoctor_pytest",
+    # Unique per run: the run creates (and drops) only databases it named itself, even on
+    # a server that holds other databases (PGHOST), and never the demo's.
+    dbname=f"autodoctor_pytest_{os.getpid()}",
     load=[deploy],
 )
 postgresql = factories.postgresql("postgresql_noproc")
@@ -170,6 +172,14 @@ def seed_orphan(admin: psycopg.Connection[Any]) -> Callable[..., uuid.UUID]:
         return uuid.UUID(str(row[0]))
 
     return seed
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    server = f"{os.environ.get('PGHOST', '127.0.0.1')}:{os.environ.get('PGPORT', '5432')}"
+    return (
+        f"databases: autodoctor_pytest_{os.getpid()}* and autodoctor_mig_* on {server}, created"
+        " and dropped by this run (never $PGDATABASE: the demo's or yours stays untouched)"
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
