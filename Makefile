@@ -176,8 +176,10 @@ bench-quick: $(STAMPS)/apt $(STAMPS)/venv ## the benchmark harness end to end on
 
 # --- the main job ------------------------------------------------------------------------
 
+# The demo writes fake users and requests: into the throwaway cluster's database only,
+# unless you pass DEMO_ARGS=--yes with your own PGHOST.
 demo: deploy $(STAMPS)/venv ## a scripted scenario: three mechanics race for one request
-	@$(VENV)/bin/autodoctor-db demo
+	@$(VENV)/bin/autodoctor-db demo $(DEMO_ARGS)
 
 clean: ## remove the virtualenv and stamps (not the cluster: see db-wipe)
 	rm -rf $(VENV) $(STAMPS) .pytest_cache .mypy_cache .ruff_cache

@@ -83,6 +83,9 @@ start() {
     if ! psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DBNAME'" | grep -q 1; then
         psql_admin -d postgres -c "CREATE DATABASE $DBNAME"
     fi
+    # Marks the demo's database as throwaway: `autodoctor-db demo` writes fake users and
+    # requests only into such a database (elsewhere it needs --yes).
+    psql_admin -d postgres -c "ALTER DATABASE $DBNAME SET autodoctor.throwaway = 'on'"
     # Clusters made before pg_cron served the test database: point it there (a restart).
     if [ "$(psql_admin -d postgres -tAc "SHOW cron.database_name")" != "$CRON_DB" ]; then
         psql_admin -d postgres -c "ALTER SYSTEM SET cron.database_name = '$CRON_DB'"

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# Run it with the project's virtualenv (it imports autodoctor_db): .venv/bin/python scripts/release.py
 """Released sqitch changes and the files sqitch uses for them.
 
 A change listed before a tag in sqitch.plan is released: the deploy, revert and verify
@@ -7,57 +8,20 @@ records their SHA-256 in releases/<tag>.sha256 (sha256sum's format, paths as the
 the tag); `check` compares today's files with it. After `sqitch rework NAME`, sqitch uses
 NAME@<tag>.sql for the released instance, and that copy must still hold the same bytes.
 
-    python3 scripts/release.py manifest TAG   # once, right after `sqitch tag TAG`
-    python3 scripts/release.py check          # what `make test` checks (test_release.py)
+    .venv/bin/python scripts/release.py manifest TAG   # once, right after `sqitch tag TAG`
+    .venv/bin/python scripts/release.py check          # what `make test` checks
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("deploy", "revert", "verify")
-_CHANGE = re.compile(r"^(?P<name>[^\s@%#][^\s]*)\s")
-_TAG = re.compile(r"^@(?P<tag>\S+)\s")
+sys.path.insert(0, str(ROOT / "python"))
 
-
-@dataclass(frozen=True)
-class Instance:
-    """One line of the plan that deploys a change; ``tag`` is the first tag after it."""
-
-    name: str
-    tag: str | None
-    reworked_later: bool
-
-    def path(self, kind: str) -> str:
-        """The file sqitch uses today for this instance's deploy, revert or verify."""
-        if self.reworked_later and self.tag is not None:
-            return f"{kind}/{self.name}@{self.tag}.sql"
-        return f"{kind}/{self.name}.sql"
-
-
-def plan(root: Path = ROOT) -> tuple[list[Instance], list[str]]:
-    """Every change instance of sqitch.plan in order, and the tags in order."""
-    entries: list[tuple[str, str]] = []
-    for line in (root / "sqitch.plan").read_text().splitlines():
-        if m := _TAG.match(line):
-            entries.append(("tag", m["tag"]))
-        elif m := _CHANGE.match(line):
-            entries.append(("change", m["name"]))
-    tags = [value for kind, value in entries if kind == "tag"]
-    instances = []
-    for i, (kind, name) in enumerate(entries):
-        if kind != "change":
-            continue
-        later = entries[i + 1 :]
-        tag = next((value for k, value in later if k == "tag"), None)
-        reworked = any(k == "change" and value == name for k, value in later)
-        instances.append(Instance(name, tag, reworked))
-    return instances, tags
+from autodoctor_db.schema import KINDS, plan  # noqa: E402  (one parser of sqitch.plan)
 
 
 def _sha256(path: Path) -> str:

@@ -146,7 +146,9 @@ class Worker:
 
     def notify_mode(self) -> str:
         """'transaction' or 'relay' (then this worker relays every ``relay_interval``)."""
-        with self.db.pool.connection() as conn:
+        # As service_role, like every other call: the login may be a NOINHERIT authenticator.
+        with self.db.pool.connection() as conn, conn.transaction():
+            conn.execute("SET LOCAL ROLE service_role")
             row = conn.execute("SELECT notify_mode FROM autodoctor.settings WHERE id").fetchone()
         return str(row[0]) if row else "transaction"
 

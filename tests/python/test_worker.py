@@ -253,7 +253,7 @@ def test_cli_says_clearly_when_the_database_is_unreachable_or_not_deployed(dsn: 
         text=True,
         timeout=30,
     )
-    assert down.returncode == 2 and "cannot reach the database" in down.stderr
+    assert down.returncode == 3 and "cannot connect" in down.stderr
     other = dsn.replace(dsn.split("dbname=")[1].split()[0], "postgres")
     missing = subprocess.run(
         [sys.executable, "-m", "autodoctor_db", "--dsn", other, "status"],
@@ -261,7 +261,7 @@ def test_cli_says_clearly_when_the_database_is_unreachable_or_not_deployed(dsn: 
         text=True,
         timeout=30,
     )
-    assert missing.returncode == 2 and "not deployed" in missing.stderr
+    assert missing.returncode == 4 and "not deployed" in missing.stderr
 
 
 def test_outbox_functions_refuse_bad_input_and_unknown_or_done_rows(
