@@ -108,9 +108,12 @@ def test_a_wheel_user_deploys_verifies_and_runs_the_package(
     deploy = outside(installed, "autodoctor-db", "schema", "deploy", "--dsn", fresh_db)
     assert deploy.returncode == 0, deploy.stdout + deploy.stderr
     assert "notify_relay" in deploy.stdout
-    assert str(installed.parent) in outside(
-        installed, "python", "-c", "import autodoctor_db.schema as s; print(s.project_dir())"
-    ).stdout, "the installed package must read its own copy of the SQL"
+    assert (
+        str(installed.parent)
+        in outside(
+            installed, "python", "-c", "import autodoctor_db.schema as s; print(s.project_dir())"
+        ).stdout
+    ), "the installed package must read its own copy of the SQL"
     verify = outside(installed, "autodoctor-db", "schema", "verify", "--dsn", fresh_db)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     # The installed driver: users sign up, a mechanic registers, a request is created and
