@@ -10,6 +10,9 @@ BEGIN
          WHERE inh.inhparent = 'autodoctor.session_events'::regclass
            AND c.relname = 'session_events_' || to_char(now(), 'YYYY"m"MM')),
         'this month''s session_events partition must exist';
+    ASSERT pg_get_functiondef('autodoctor._maintain_partitions(integer)'::regprocedure)
+           LIKE '%lock_timeout%',
+        '_maintain_partitions must run its DDL under a lock timeout';
 END
 $$;
 
