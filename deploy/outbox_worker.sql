@@ -1,12 +1,15 @@
 -- Deploy autodoctor:outbox_worker to pg
--- requires: notification_outbox
+-- requires: outbox_worker@v0.1.0
 
 BEGIN;
 
--- claim_notifications: the worker takes a batch of due e-mails.
--- FOR UPDATE SKIP LOCKED: the rows stay locked by the caller's transaction while it sends
--- them, so parallel workers never take the same row; a worker that dies mid-batch releases
--- its rows (at-least-once: a mail sent just before a crash may be sent again).
+-- claim_notifications: the worker leases a batch of due e-mails.
+-- The rows are taken FOR UPDATE SKIP LOCKED (parallel workers never take the same row) and
+-- leased: next_attempt_at moves five minutes ahead, and the call's transaction commits at
+-- once, so no lock is held while the worker talks to the mail server. The worker then
+-- records each attempt with complete_notification; a lease that runs out (a worker that
+-- died, or took longer than five minutes) makes the e-mail due again (at-least-once: a
+-- mail sent just before a crash may be sent again).
 CREATE OR REPLACE FUNCTION autodoctor.claim_notifications(
     batch_size integer DEFAULT 10
 )
@@ -23,17 +26,25 @@ BEGIN
             DETAIL = 'invalid_batch_size';
     END IF;
     RETURN QUERY
-        SELECT o.*
-          FROM autodoctor.notification_outbox o
-         WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-         ORDER BY o.next_attempt_at, o.id
-         LIMIT batch_size
-           FOR UPDATE SKIP LOCKED;
+        WITH due AS (
+            SELECT o.id, o.created_at
+              FROM autodoctor.notification_outbox o
+             WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+             ORDER BY o.next_attempt_at, o.id
+             LIMIT batch_size
+               FOR UPDATE SKIP LOCKED
+        )
+        UPDATE autodoctor.notification_outbox o
+           SET next_attempt_at = now() + interval '5 minutes'
+          FROM due
+         WHERE o.id = due.id AND o.created_at = due.created_at
+        RETURNING o.*;
 END
 $$;
 
 COMMENT ON FUNCTION autodoctor.claim_notifications(integer) IS
-    'Service role (the worker): locks and returns up to batch_size due e-mails, oldest first. '
+    'Service role (the worker): leases up to batch_size due e-mails for five minutes, oldest '
+    'first, and returns them; record each attempt with complete_notification. '
     'Errors: 22023 invalid_batch_size.';
 REVOKE ALL ON FUNCTION autodoctor.claim_notifications(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autodoctor.claim_notifications(integer) TO service_role;

@@ -10,6 +10,9 @@ BEGIN
         'service_role must be able to execute complete_notification';
     ASSERT NOT has_function_privilege('authenticated', 'autodoctor.claim_notifications(integer)', 'execute'),
         'authenticated must not execute claim_notifications';
+    ASSERT pg_get_functiondef('autodoctor.claim_notifications(integer)'::regprocedure)
+           LIKE '%next_attempt_at = now() + interval ''5 minutes''%',
+        'claim_notifications must lease, not hold row locks';
 END
 $$;
 

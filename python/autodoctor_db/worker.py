@@ -2,12 +2,14 @@
 
     autodoctor-db worker --smtp-host 127.0.0.1 --smtp-port 25 --sender dispatch@example.com
 
-Each round, in one transaction as ``service_role``: ``claim_notifications`` locks a batch
-of due e-mails (``FOR UPDATE SKIP LOCKED``, so several workers can run side by side),
-each is sent over SMTP and recorded with ``complete_notification`` (sent, or retried
-with exponential backoff, or failed after ``max_attempts``; rows are never deleted).
-Delivery is at-least-once: if the worker dies after the SMTP server took a mail but
-before the transaction commits, that mail is sent again. Where pg_cron is not installed in
+Each round, as ``service_role``: ``claim_notifications`` leases a batch of due e-mails for
+five minutes in one short transaction (``FOR UPDATE SKIP LOCKED``, so several workers can
+run side by side); each is then sent over SMTP with no transaction open, and recorded with
+``complete_notification`` in a short transaction of its own (sent, or retried with
+exponential backoff, or failed after ``max_attempts``; rows are never deleted). A slow or
+silent mail server therefore holds nothing in the database. Delivery is at-least-once: if
+the worker dies after the SMTP server took a mail but before it recorded the attempt, the
+lease runs out and that mail is sent again. Where pg_cron is not installed in
 the database, ``run_maintenance()`` runs every ``maintenance_interval`` seconds. In relay
 notify mode it also calls ``relay_events()`` every ``relay_interval`` seconds. SIGTERM
 (or ``stop``) ends the loop after the current round.
@@ -24,7 +26,7 @@ from email.message import EmailMessage
 from typing import Literal
 
 from .client import Database
-from .errors import AutodoctorError
+from .errors import AutodoctorError, Conflict
 from .models import Notification
 
 log = logging.getLogger("autodoctor_db.worker")
@@ -118,22 +120,30 @@ class Worker:
         return None
 
     def drain_once(self) -> RoundResult:
-        """One round: claim a batch, send each, record each attempt; one transaction."""
+        """One round: lease a batch (one short transaction), send each with no transaction
+        open, record each attempt (one short transaction each)."""
         sent = retried = failed = 0
         with self.db.as_service() as svc:
-            for note in svc.claim_notifications(self.batch_size):
-                error = self._send(note)
-                done = svc.complete_notification(
-                    note.id, error=error, max_attempts=self.max_attempts
-                )
-                if done.status == "sent":
-                    sent += 1
-                elif done.status == "failed":
-                    failed += 1
-                    log.error("e-mail %s failed for good: %s", note.id, error)
-                else:
-                    retried += 1
-                    log.warning("e-mail %s will be retried: %s", note.id, error)
+            batch = svc.claim_notifications(self.batch_size)
+        for note in batch:
+            error = self._send(note)
+            try:
+                with self.db.as_service() as svc:
+                    done = svc.complete_notification(
+                        note.id, error=error, max_attempts=self.max_attempts
+                    )
+            except Conflict:
+                # The lease ran out and another worker took it and finished it.
+                log.warning("e-mail %s was completed by another worker meanwhile", note.id)
+                continue
+            if done.status == "sent":
+                sent += 1
+            elif done.status == "failed":
+                failed += 1
+                log.error("e-mail %s failed for good: %s", note.id, error)
+            else:
+                retried += 1
+                log.warning("e-mail %s will be retried: %s", note.id, error)
         return RoundResult(sent, retried, failed)
 
     def pg_cron_present(self) -> bool:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -294,3 +295,78 @@ def test_outbox_functions_refuse_bad_input_and_unknown_or_done_rows(
     assert admin.execute(
         "SELECT status, attempts FROM autodoctor.notification_outbox"
     ).fetchall() == [("sent", 1)]
+
+
+class SilentServer:
+    """A TCP server that accepts connections and never greets (a stalled mail server)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+        self.accepted = threading.Event()
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conns = []
+        self.sock.settimeout(30)
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        conns.append(conn)
+        self.accepted.set()
+        self.release.wait(60)
+        for c in conns:
+            c.close()
+
+    def close(self) -> None:
+        self.release.set()
+        self.thread.join(10)
+        self.sock.close()
+
+
+def test_a_silent_mail_server_holds_nothing_in_the_database(
+    db: ad.Database,
+    dsn: str,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+) -> None:
+    """While the worker waits on a mail server that never answers, it has no transaction
+    open, and an event follower gets a new event at once (before the send gives up)."""
+    _queue(db, make_user, make_mechanic, n_mechanics=1)
+    last = admin.execute("SELECT max(id) FROM autodoctor.session_events").fetchone()
+    assert last is not None
+    silent = SilentServer()
+    worker = Worker(db, SmtpSettings(port=silent.port, timeout=60), maintenance="never")
+    sending = threading.Thread(target=worker.drain_once)
+    sending.start()
+    try:
+        assert silent.accepted.wait(30), "the worker never reached the mail server"
+        in_transaction = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+        ).fetchone()
+        assert in_transaction == (0,)
+        with db.as_user(make_user()) as u:
+            later = u.create_session_request("video", "free")
+        follower = db.events(after=int(last[0]), poll_interval=0.05, reconnect=False)
+        seen = None
+        for ev in follower:
+            if ev.request_id == later.id:
+                seen = ev
+                break
+        assert seen is not None
+        assert sending.is_alive(), "the send gave up before the follower saw the event"
+    finally:
+        silent.close()
+        sending.join(60)
+    row = admin.execute(
+        "SELECT status, attempts, last_error IS NOT NULL FROM autodoctor.notification_outbox"
+        " WHERE kind = 'new_request' ORDER BY id LIMIT 1"
+    ).fetchone()
+    assert row == ("pending", 1, True)  # the attempt is recorded, to be retried

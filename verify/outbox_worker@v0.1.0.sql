@@ -1,0 +1,16 @@
+-- Verify autodoctor:outbox_worker on pg
+
+BEGIN;
+
+DO $$
+BEGIN
+    ASSERT has_function_privilege('service_role', 'autodoctor.claim_notifications(integer)', 'execute'),
+        'service_role must be able to execute claim_notifications';
+    ASSERT has_function_privilege('service_role', 'autodoctor.complete_notification(bigint, text, integer)', 'execute'),
+        'service_role must be able to execute complete_notification';
+    ASSERT NOT has_function_privilege('authenticated', 'autodoctor.claim_notifications(integer)', 'execute'),
+        'authenticated must not execute claim_notifications';
+END
+$$;
+
+ROLLBACK;
