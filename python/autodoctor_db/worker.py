@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Literal
 
+import psycopg
+
 from .client import Database
-from .errors import AutodoctorError, Conflict
+from .errors import AutodoctorError, Conflict, from_psycopg
 from .models import Notification
 
 log = logging.getLogger("autodoctor_db.worker")
@@ -157,9 +159,14 @@ class Worker:
     def notify_mode(self) -> str:
         """'transaction' or 'relay' (then this worker relays every ``relay_interval``)."""
         # As service_role, like every other call: the login may be a NOINHERIT authenticator.
-        with self.db.pool.connection() as conn, conn.transaction():
-            conn.execute("SET LOCAL ROLE service_role")
-            row = conn.execute("SELECT notify_mode FROM autodoctor.settings WHERE id").fetchone()
+        try:
+            with self.db.pool.connection() as conn, conn.transaction():
+                conn.execute("SET LOCAL ROLE service_role")
+                row = conn.execute(
+                    "SELECT notify_mode FROM autodoctor.settings WHERE id"
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise from_psycopg(exc) from exc
         return str(row[0]) if row else "transaction"
 
     def _pause(self, relay: bool) -> None:
@@ -185,12 +192,20 @@ class Worker:
             self.smtp.port,
             f"every {self.maintenance_interval:g}s" if run_maintenance else "by pg_cron / off",
         )
-        relay = self.notify_mode() == "relay"
-        if relay:
-            log.info("relay mode: relaying broadcasts every %gs", self.relay_interval)
+        relay = False
         next_maintenance = 0.0
         while not self.stop_event.is_set():
             try:
+                # The mode is read every round: a switch at run time is followed at once.
+                now_relay = self.notify_mode() == "relay"
+                if now_relay != relay:
+                    relay = now_relay
+                    log.info(
+                        "notify mode %s",
+                        f"relay: relaying broadcasts every {self.relay_interval:g}s"
+                        if relay
+                        else "transaction: each event's transaction broadcasts it",
+                    )
                 if relay:  # every round, so an outbox backlog never starves the relay
                     with self.db.as_service() as svc:
                         svc.relay_events()

@@ -317,3 +317,69 @@ def test_relay_events_rejects_a_bad_batch_size_and_is_service_only(
     assert info.value.diag.message_detail == "invalid_batch_size"
     with pytest.raises(errors.Forbidden), db.as_user(make_user()) as u:
         u.relay_events()
+
+
+def test_relay_announces_an_event_that_commits_after_a_later_one(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID]
+) -> None:
+    """Out-of-order commits, 20 times: the earlier transaction's event is announced to a
+    plain LISTEN client too (v0.1.0 announced 0 of 20), each event exactly once."""
+    early_customer, late_customer = make_user(), make_user()
+    with db.as_service() as svc:
+        svc.set_notify_mode("relay")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute("LISTEN autodoctor")
+            announced: list[int] = []
+            for _ in range(20):
+                with psycopg.connect(dsn) as early:
+                    # The early transaction logs its event first and commits last.
+                    early.execute(
+                        "SELECT set_config('role', 'authenticated', true),"
+                        " set_config('request.jwt.claims', %s, true)",
+                        (json.dumps({"role": "authenticated", "sub": str(early_customer)}),),
+                    )
+                    early.execute("SELECT autodoctor.create_session_request('chat', 'free')")
+                    with db.as_user(late_customer) as u:
+                        u.create_session_request("chat", "free")
+                    with db.as_service() as svc:
+                        svc.relay_events()  # the late event is not final yet: held back
+                    early.commit()
+                with db.as_service() as svc:
+                    svc.relay_events()
+                announced += [
+                    json.loads(n.payload)["event_id"] for n in listener.notifies(timeout=0.3)
+                ]
+            with db.as_service() as svc:
+                svc.relay_events()
+            announced += [json.loads(n.payload)["event_id"] for n in listener.notifies(timeout=0.5)]
+        logged = _logged_ids(dsn)
+        assert sorted(announced) == logged  # every event, once
+    finally:
+        with db.as_service() as svc:
+            svc.set_notify_mode("transaction")
+
+
+def test_the_worker_follows_a_switch_to_relay_mode_at_run_time(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID]
+) -> None:
+    from autodoctor_db.worker import SmtpSettings, Worker
+
+    worker = Worker(db, SmtpSettings(port=1), maintenance="never", poll_interval=0.1)
+    running = threading.Thread(target=worker.run)
+    running.start()  # in transaction mode
+    try:
+        time.sleep(0.3)
+        with db.as_service() as svc:
+            svc.set_notify_mode("relay")
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute("LISTEN autodoctor")
+            with db.as_user(make_user()) as u:
+                req = u.create_session_request("video", "free")
+            notes = list(listener.notifies(timeout=10, stop_after=1))
+        assert [json.loads(n.payload)["request_id"] for n in notes] == [str(req.id)]
+    finally:
+        worker.stop()
+        running.join(30)
+        with db.as_service() as svc:
+            svc.set_notify_mode("transaction")

@@ -378,8 +378,8 @@ def test_postgis_in_either_schema_gives_the_same_located_behaviour(
 
 
 def _data(conn: psycopg.Connection[Any]) -> dict[str, tuple[int, int]]:
-    """The footprint of the data: every table but relay_state, the relay's mark, which a
-    revert of notify_relay resets (it is not guarded: a known gap, the relay issue's)."""
+    """The footprint of the data: every table but relay_state, the relay's position, which
+    a revert drops and a deploy starts afresh at the oldest running transaction."""
     return {k: v for k, v in footprint(conn).items() if k != "autodoctor.relay_state"}
 
 
@@ -1264,3 +1264,35 @@ def test_a_server_without_postgis_fails_the_deploy_clearly_and_leaves_nothing(
         "migrations: a server without PostGIS: deploy refused with the clear message, "
         "nothing left behind (roles included)",
     )
+
+
+def test_relay_mode_stays_consistent_across_a_revert_and_redeploy(shared: Server) -> None:
+    """In relay mode, revert the relay (down to maintenance_schedule) and deploy again: the
+    setting and the NOTIFY trigger agree, and no old event is announced again."""
+    db = shared.create_db()
+    target = shared.target(db)
+    must(sqitch("deploy", target))
+    with shared.connect(db) as conn:
+        [customer] = _new_users(conn, "Relay Customer")
+        with conn.transaction():
+            act_as(conn, "service_role")
+            call_function(conn, "set_notify_mode", {"mode": "relay"})
+        with conn.transaction():
+            act_as(conn, "authenticated", customer)
+            call_function(
+                conn, "create_session_request", {"session_type": "chat", "plan_code": "free"}
+            )
+    must(sqitch("revert", target, "--to", "maintenance_schedule"))
+    must(sqitch("deploy", target, "--verify"))
+    with shared.connect(db) as conn:
+        state = conn.execute(
+            "SELECT s.notify_mode, t.tgenabled FROM autodoctor.settings s, pg_trigger t"
+            " WHERE t.tgname = 'session_events_notify'"
+        ).fetchone()
+        assert state == ("transaction", "O")
+        conn.execute("LISTEN autodoctor")
+        with conn.transaction():
+            act_as(conn, "service_role")
+            call_function(conn, "set_notify_mode", {"mode": "relay"})
+            assert call_function(conn, "relay_events", {}) == [(0,)]  # nothing old again
+        assert list(conn.notifies(timeout=0.3)) == []
