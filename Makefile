@@ -159,6 +159,8 @@ check: lint $(STAMPS)/squawk db-start ## lint, squawk over deploy/*.sql, catalog
 	    --exclude=$(SQUAWK_EXCEPT),adding-foreign-key-constraint,constraint-missing-not-valid deploy/sessions.sql
 	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
 	    --exclude=$(SQUAWK_EXCEPT),require-concurrent-index-creation deploy/mechanic_load.sql
+	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
+	    --exclude=$(SQUAWK_EXCEPT),ban-drop-constraint deploy/outbox_dropped.sql
 	@scripts/with-test-db.sh check pg_prove --failures --ext .sql tests/pgtap/90_lints.sql tests/pgtap/91_plpgsql_check.sql
 
 lint: $(STAMPS)/venv ## ruff and mypy --strict

@@ -1,8 +1,5 @@
 -- Deploy autodoctor:notification_outbox to pg
--- requires: session_requests
--- requires: sessions
--- requires: settings
--- requires: mechanic_load
+-- requires: notification_outbox@v0.1.0
 
 BEGIN;
 
@@ -20,43 +17,11 @@ BEGIN
 END
 $bind$;
 
-CREATE TABLE autodoctor.notification_outbox (
-    id bigint GENERATED ALWAYS AS IDENTITY,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    kind text NOT NULL CHECK (kind IN ('new_request', 'session_assigned')),
-    mechanic_id uuid NOT NULL REFERENCES autodoctor.profiles (id) ON DELETE CASCADE,
-    recipient text,
-    request_id uuid,
-    session_id uuid,
-    status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
-    attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
-    last_error text,
-    sent_at timestamptz,
-    PRIMARY KEY (id, created_at)
-) PARTITION BY RANGE (created_at);
-
-COMMENT ON TABLE autodoctor.notification_outbox IS
-    'E-mails to mechanics, queued in the transaction of the change they announce and '
-    'drained by the worker (FOR UPDATE SKIP LOCKED, retries with backoff, at-least-once). '
-    'Partitioned by month of created_at; months older than settings.outbox_retention '
-    'with nothing pending are dropped by run_maintenance().';
-
-CREATE INDEX notification_outbox_mechanic_id_idx ON autodoctor.notification_outbox (mechanic_id);
-CREATE INDEX notification_outbox_due_idx ON autodoctor.notification_outbox (next_attempt_at)
-    WHERE status = 'pending';
-
-ALTER TABLE autodoctor.notification_outbox ENABLE ROW LEVEL SECURITY;
-GRANT SELECT ON autodoctor.notification_outbox TO service_role;
-
-CREATE POLICY notification_outbox_select_service ON autodoctor.notification_outbox
-    FOR SELECT TO service_role USING (true);
-COMMENT ON POLICY notification_outbox_select_service ON autodoctor.notification_outbox IS
-    'The service role (the worker) reads the outbox.';
-
--- _queue_new_request_emails: queues the "new request" e-mail to eligible online mechanics.
--- Eligible as for accepting (active, expertise, service radius where both sides are
--- located), online, not the customer; nearest then least loaded first, at most
+-- _queue_new_request_emails: queues the "new request" e-mail to the mechanics who could
+-- accept it now: eligible as for accepting (active, expertise, same market, service radius
+-- where both sides are located, not the customer), online, and under capacity (a mechanic
+-- at capacity could only be told capacity_reached, and a free one slightly farther away
+-- would miss the mail); nearest then least loaded first, at most
 -- settings.new_request_email_limit of them.
 CREATE OR REPLACE FUNCTION autodoctor._queue_new_request_emails(
     request_id uuid
@@ -73,6 +38,7 @@ BEGIN ATOMIC
           FROM autodoctor.session_requests r
           JOIN autodoctor.mechanics m
             ON m.active AND m.online
+           AND m.active_sessions < m.max_concurrent_sessions
            AND m.market = r.market
            AND r.session_type = ANY (m.expertise)
            AND m.user_id <> r.customer_id

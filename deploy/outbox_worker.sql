@@ -1,5 +1,6 @@
 -- Deploy autodoctor:outbox_worker to pg
 -- requires: outbox_worker@v0.1.0
+-- requires: outbox_dropped
 
 BEGIN;
 
@@ -9,7 +10,8 @@ BEGIN;
 -- once, so no lock is held while the worker talks to the mail server. The worker then
 -- records each attempt with complete_notification; a lease that runs out (a worker that
 -- died, or took longer than five minutes) makes the e-mail due again (at-least-once: a
--- mail sent just before a crash may be sent again).
+-- mail sent just before a crash may be sent again). A new-request e-mail whose request was
+-- accepted, cancelled or expired meanwhile is marked dropped instead, never sent.
 CREATE OR REPLACE FUNCTION autodoctor.claim_notifications(
     batch_size integer DEFAULT 10
 )
@@ -27,17 +29,28 @@ BEGIN
     END IF;
     RETURN QUERY
         WITH due AS (
-            SELECT o.id, o.created_at
+            SELECT o.id, o.created_at,
+                   -- A new-request e-mail whose request is no longer open to accept.
+                   (o.kind = 'new_request' AND NOT EXISTS (
+                        SELECT 1 FROM autodoctor.session_requests r
+                         WHERE r.id = o.request_id AND r.status = 'pending'
+                           AND r.expires_at > now())) AS stale
               FROM autodoctor.notification_outbox o
              WHERE o.status = 'pending' AND o.next_attempt_at <= now()
              ORDER BY o.next_attempt_at, o.id
              LIMIT batch_size
-               FOR UPDATE SKIP LOCKED
+               FOR UPDATE OF o SKIP LOCKED
+        ), dropped AS (
+            UPDATE autodoctor.notification_outbox o
+               SET status = 'dropped', last_error = 'request no longer pending'
+              FROM due
+             WHERE due.stale AND o.id = due.id AND o.created_at = due.created_at
+            RETURNING o.id
         )
         UPDATE autodoctor.notification_outbox o
            SET next_attempt_at = now() + interval '5 minutes'
           FROM due
-         WHERE o.id = due.id AND o.created_at = due.created_at
+         WHERE NOT due.stale AND o.id = due.id AND o.created_at = due.created_at
         RETURNING o.*;
 END
 $$;

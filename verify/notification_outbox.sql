@@ -10,6 +10,9 @@ DO $$
 BEGIN
     ASSERT to_regprocedure('autodoctor._queue_new_request_emails(uuid)') IS NOT NULL,
         '_queue_new_request_emails must exist';
+    ASSERT pg_get_functiondef('autodoctor._queue_new_request_emails(uuid)'::regprocedure)
+           LIKE '%active_sessions < m.max_concurrent_sessions%',
+        'new-request e-mails go only to mechanics under capacity';
 END
 $$;
 

@@ -370,3 +370,71 @@ def test_a_silent_mail_server_holds_nothing_in_the_database(
         " WHERE kind = 'new_request' ORDER BY id LIMIT 1"
     ).fetchone()
     assert row == ("pending", 1, True)  # the attempt is recorded, to be retried
+
+
+def test_new_request_mail_goes_to_mechanics_who_could_accept_now(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+) -> None:
+    """The nearest mechanic is at capacity (they could only get capacity_reached): the
+    e-mail goes to the free one slightly farther away."""
+    busy = make_mechanic(latitude=48.853, longitude=2.349, service_radius_km=20)
+    free = make_mechanic(latitude=48.90, longitude=2.35, service_radius_km=20)
+    for m in (busy, free):
+        with db.as_user(m) as c:
+            c.set_mechanic_availability(True)
+    with db.as_user(make_user()) as u:
+        first = u.create_session_request("chat", "free")
+    with db.as_user(busy) as m:
+        m.accept_session_request(first.id)  # busy is now at capacity (1)
+    admin.execute("DELETE FROM autodoctor.notification_outbox")  # the first request's mail
+    with db.as_user(make_user()) as u:
+        u.submit_intake(
+            "chat",
+            "free",
+            {"make": "Ford", "model": "Focus", "year": 2012},
+            "noise",
+            latitude=48.853,
+            longitude=2.349,
+        )
+    rows = admin.execute(
+        "SELECT mechanic_id FROM autodoctor.notification_outbox WHERE kind = 'new_request'"
+    ).fetchall()
+    assert rows == [(free,)]
+
+
+def test_mail_for_a_request_no_longer_pending_is_dropped_not_sent(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+    smtp: tuple[Inbox, int],
+) -> None:
+    """200 create-and-cancel cycles queue mail for cancelled requests: none is sent."""
+    inbox, port = smtp
+    for _ in range(2):
+        with db.as_user(make_mechanic()) as m:
+            m.set_mechanic_availability(True)
+    customer = make_user()
+    with db.as_user(customer) as u:
+        for _ in range(200):
+            u.cancel_session_request(u.create_session_request("chat", "free").id)
+        kept = u.create_session_request("video", "free")
+    worker = Worker(db, SmtpSettings(port=port), maintenance="never", batch_size=100)
+    for _ in range(10):
+        worker.drain_once()
+    counts = dict(
+        admin.execute(
+            "SELECT status, count(*) FROM autodoctor.notification_outbox GROUP BY status"
+        ).fetchall()
+    )
+    assert counts == {"dropped": 400, "sent": 2}
+    assert len(inbox.messages) == 2
+    assert {m["X-Autodoctor-Notification"] for m in inbox.messages} == {
+        str(r[0])
+        for r in admin.execute(
+            "SELECT id FROM autodoctor.notification_outbox WHERE request_id = %s", (kept.id,)
+        ).fetchall()
+    }
