@@ -20,7 +20,7 @@ FILES = ("sqitch.plan", "sqitch.conf")
 FOLDERS = ("deploy", "revert", "verify", "releases")
 
 
-class build_py_with_sql(build_py):  # noqa: N801 (setuptools' command naming)
+class build_py_with_sql(build_py):
     def run(self) -> None:
         super().run()
         if getattr(self, "editable_mode", False):

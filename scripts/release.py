@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Run it with the project's virtualenv (it imports autodoctor_db): .venv/bin/python scripts/release.py
+# Run it with the virtualenv (it imports autodoctor_db): .venv/bin/python scripts/release.py
 """Released sqitch changes and the files sqitch uses for them.
 
 A change listed before a tag in sqitch.plan is released: the deploy, revert and verify
