@@ -161,12 +161,14 @@ check: lint $(STAMPS)/squawk db-start ## lint, squawk over deploy/*.sql, catalog
 	    --exclude=$(SQUAWK_EXCEPT),require-concurrent-index-creation deploy/mechanic_load.sql
 	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
 	    --exclude=$(SQUAWK_EXCEPT),ban-drop-constraint deploy/outbox_dropped.sql
+	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
+	    --exclude=$(SQUAWK_EXCEPT),ban-drop-constraint,ban-drop-not-null deploy/user_erasure.sql
 	@scripts/with-test-db.sh check pg_prove --failures --ext .sql tests/pgtap/90_lints.sql tests/pgtap/91_plpgsql_check.sql
 
-lint: $(STAMPS)/venv ## ruff and mypy --strict
-	@$(VENV)/bin/ruff check python tests
-	@$(VENV)/bin/ruff format --check python tests
-	@$(VENV)/bin/mypy --strict python/autodoctor_db
+lint: $(STAMPS)/venv ## ruff and mypy --strict (package, example service)
+	@$(VENV)/bin/ruff check python tests examples scripts setup.py
+	@$(VENV)/bin/ruff format --check python tests examples scripts setup.py
+	@$(VENV)/bin/mypy --strict python/autodoctor_db examples/fastapi_app
 
 # --- benchmarks --------------------------------------------------------------------------
 

@@ -1037,9 +1037,13 @@ def _supabase_db(
 
 
 def _auth_state(server: Server, db: str) -> str:
-    """Schema auth as pg_dump shows it, without the package's own trigger on auth.users."""
+    """Schema auth as pg_dump shows it, without the package's own triggers on auth.users."""
     chunks = re.split(r"(?m)^(?=--\n-- Name: )", server.dump(db, "--schema=auth"))
-    return "".join(c for c in chunks if "autodoctor_on_auth_user_created" not in c)
+    return "".join(
+        c
+        for c in chunks
+        if "autodoctor_on_auth_user_created" not in c and "autodoctor_on_auth_user_deleted" not in c
+    )
 
 
 def test_supabase_non_superuser_deploy_leaves_auth_and_roles_untouched(
@@ -1057,8 +1061,8 @@ def test_supabase_non_superuser_deploy_leaves_auth_and_roles_untouched(
     with supabase.connect(db) as conn:
         assert conn.execute(
             "SELECT tgname FROM pg_trigger WHERE tgrelid = 'auth.users'::regclass"
-            " AND NOT tgisinternal"
-        ).fetchall() == [("autodoctor_on_auth_user_created",)]
+            " AND NOT tgisinternal ORDER BY 1"
+        ).fetchall() == [("autodoctor_on_auth_user_created",), ("autodoctor_on_auth_user_deleted",)]
         # Every object of the package belongs to the deploying role.
         assert conn.execute(
             "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c"
@@ -1119,8 +1123,14 @@ def test_supabase_non_superuser_deploy_leaves_auth_and_roles_untouched(
             conn.execute("SELECT * FROM autodoctor.session_requests")
         conn.execute("GRANT USAGE ON SCHEMA extensions TO authenticated")
 
-    # Necessary for the last change in the pg_cron database: USAGE on schema cron.
+    # Necessary for the change scheduling maintenance in the pg_cron database: USAGE on
+    # schema cron. (Reverting down to it passes user_erasure, which drops its trigger on
+    # auth.users: only auth.users' owner may, as for every revert there.)
+    with supabase.connect() as conn:
+        conn.execute("GRANT supabase_auth_admin TO deployer")
     must(sqitch("revert", target, "--to", "run_maintenance"))
+    with supabase.connect() as conn:
+        conn.execute("REVOKE supabase_auth_admin FROM deployer")
     with supabase.connect(db) as conn:
         conn.execute("REVOKE USAGE ON SCHEMA cron FROM deployer")
     out = _failed_deploy(supabase, db, "deployer")
@@ -1129,15 +1139,17 @@ def test_supabase_non_superuser_deploy_leaves_auth_and_roles_untouched(
         conn.execute("GRANT USAGE ON SCHEMA cron TO deployer")
     must(sqitch("deploy", target))
 
+    # Revert must drop the package's triggers on auth.users: only auth.users' owner may.
+    proc = sqitch("revert", target, env=CONSENT)
+    assert proc.returncode != 0 and "must be owner of relation users" in proc.stdout + proc.stderr
+    must(sqitch("deploy", target))
+    with supabase.connect() as conn:
+        conn.execute("GRANT supabase_auth_admin TO deployer")
     # Without consent the revert keeps the rows written above (and stops)...
     proc = sqitch("revert", target)
     assert proc.returncode != 0 and "revert refused: it would drop" in proc.stdout + proc.stderr
     must(sqitch("deploy", target))
-    # ...with it, it must drop the trigger on auth.users: only auth.users' owner may.
-    proc = sqitch("revert", target, env=CONSENT)
-    assert proc.returncode != 0 and "must be owner of relation users" in proc.stdout + proc.stderr
-    with supabase.connect() as conn:
-        conn.execute("GRANT supabase_auth_admin TO deployer")
+    # ...with it, everything goes.
     must(sqitch("revert", target, env=CONSENT))
     with supabase.connect() as conn:
         conn.execute("REVOKE supabase_auth_admin FROM deployer")
