@@ -1,4 +1,5 @@
 -- Deploy autodoctor:submit_intake to pg
+-- requires: submit_intake@v0.1.0
 -- requires: intakes
 -- requires: session_requests
 -- requires: session_events
@@ -109,13 +110,23 @@ BEGIN
     RETURNING * INTO v_intake;
 
     IF NOT FOUND THEN
-        -- A retry: return the request this key produced the first time.
+        -- A retry: return the request this key produced the first time, if the call is the
+        -- same one (type, plan, vehicle, concern and location); else the key was reused.
+        SELECT i.* INTO v_intake
+          FROM autodoctor.intakes i
+         WHERE i.customer_id = v_uid AND i.idempotency_key = submit_intake.idempotency_key;
         SELECT r.* INTO v_request
           FROM autodoctor.session_requests r
-          JOIN autodoctor.intakes i ON i.id = r.intake_id
-         WHERE i.customer_id = v_uid AND i.idempotency_key = submit_intake.idempotency_key;
+         WHERE r.intake_id = v_intake.id;
         IF NOT FOUND OR v_request.session_type IS DISTINCT FROM submit_intake.session_type
-           OR v_request.plan_code IS DISTINCT FROM submit_intake.plan_code THEN
+           OR v_request.plan_code IS DISTINCT FROM submit_intake.plan_code
+           OR v_intake.vehicle_make IS DISTINCT FROM v_make
+           OR v_intake.vehicle_model IS DISTINCT FROM v_model
+           OR v_intake.vehicle_year IS DISTINCT FROM v_year
+           OR v_intake.vin IS DISTINCT FROM v_vin
+           OR v_intake.concern IS DISTINCT FROM btrim(submit_intake.concern)
+           -- The points' text forms (hex EWKB, the type's own output): no PostGIS name.
+           OR v_intake.location::text IS DISTINCT FROM v_location::text THEN
             RAISE EXCEPTION USING
                 ERRCODE = 'PT409',
                 MESSAGE = 'idempotency key already used for a different request',

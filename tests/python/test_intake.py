@@ -69,6 +69,31 @@ def test_submit_intake_is_idempotent_per_key(
     assert admin.execute("SELECT count(*) FROM autodoctor.session_requests").fetchone() == (1,)
 
 
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"vehicle": {**CAR, "model": "Fiesta"}},
+        {"concern": "Rattle"},
+        {"latitude": 48.85, "longitude": 2.35},
+    ],
+    ids=["vehicle", "concern", "location"],
+)
+def test_submit_intake_key_reused_for_a_different_form_conflicts(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+    changed: dict[str, Any],
+) -> None:
+    customer = make_user()
+    form: dict[str, Any] = {"vehicle": CAR, "concern": "Noise"}
+    with db.as_user(customer) as u:
+        u.submit_intake("chat", "free", idempotency_key="form-2", **form)
+    with pytest.raises(errors.Conflict) as info, db.as_user(customer) as u:
+        u.submit_intake("chat", "free", idempotency_key="form-2", **{**form, **changed})
+    assert info.value.reason == "idempotency_key_reused"
+    assert admin.execute("SELECT count(*) FROM autodoctor.intakes").fetchone() == (1,)
+
+
 def test_submit_intake_key_used_by_plain_request_conflicts(
     db: ad.Database, make_user: Callable[..., uuid.UUID], admin: psycopg.Connection[Any]
 ) -> None:
