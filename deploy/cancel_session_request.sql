@@ -1,4 +1,5 @@
 -- Deploy autodoctor:cancel_session_request to pg
+-- requires: cancel_session_request@v0.1.0
 -- requires: session_requests
 -- requires: sessions
 -- requires: session_events
@@ -53,6 +54,19 @@ BEGIN
             HINT = 'An accepted request is ended by cancelling its session instead.';
     END IF;
 
+    -- A converted legacy orphan that is live: the customer may not end a live session
+    -- (transition_session refuses live -> cancelled to them too). The request's UPDATE
+    -- above is undone with the error.
+    IF v_request.session_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM autodoctor.sessions s
+         WHERE s.id = v_request.session_id AND s.status = 'live') THEN
+        RAISE EXCEPTION USING
+            ERRCODE = '42501',
+            MESSAGE = 'this move (live -> cancelled) is not yours to make',
+            DETAIL = 'not_your_transition',
+            HINT = 'The request belongs to a live session; the mechanic who takes it completes it.';
+    END IF;
+
     PERFORM autodoctor._log_event('request_cancelled', v_request.id, v_request.session_id, v_uid,
                                   'pending', 'cancelled', v_request.session_type,
                                   v_request.plan_code);
@@ -80,8 +94,9 @@ END
 $$;
 
 COMMENT ON FUNCTION autodoctor.cancel_session_request(uuid) IS
-    'The calling customer cancels their pending request. Errors: 42501 not_authenticated; '
-    'PT404 request_not_found (also for another customer''s request); PT409 request_not_pending.';
+    'The calling customer cancels their pending request. Errors: 42501 not_authenticated, '
+    'not_your_transition (the request of a live session); PT404 request_not_found (also for '
+    'another customer''s request); PT409 request_not_pending.';
 REVOKE ALL ON FUNCTION autodoctor.cancel_session_request(uuid) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION autodoctor.cancel_session_request(uuid) TO authenticated;

@@ -386,3 +386,29 @@ def test_parallel_auto_assign_and_claims_never_double_assign(
         _claim_vs_assign_trial(db, dsn, customer, claimers, seed_orphan)
     with db.as_service() as svc:
         assert svc.orphaned_sessions() == []
+
+
+def test_a_customer_cannot_end_a_live_orphan_by_cancelling_its_converted_request(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    seed_orphan: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+) -> None:
+    """transition_session refuses live -> cancelled to the customer; so does cancelling the
+    pending request that conversion made for a live orphan (it used to cancel the session)."""
+    customer = make_user()
+    live = seed_orphan(customer, status="live")
+    with db.as_service() as svc:
+        svc.convert_orphaned_sessions()
+    request = admin.execute(
+        "SELECT id FROM autodoctor.session_requests WHERE session_id = %s", (live,)
+    ).fetchone()
+    assert request is not None
+    with pytest.raises(ad.errors.Forbidden) as info, db.as_user(customer) as u:
+        u.cancel_session_request(request[0])
+    assert info.value.reason == "not_your_transition"
+    assert admin.execute(
+        "SELECT s.status, r.status FROM autodoctor.sessions s"
+        " JOIN autodoctor.session_requests r ON r.session_id = s.id WHERE s.id = %s",
+        (live,),
+    ).fetchone() == ("live", "pending")
