@@ -5,7 +5,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(37);
+SELECT plan(39);
 \ir helpers.psql
 
 -- ---------------------------------------------------------------------------------------
@@ -86,17 +86,23 @@ SELECT is(
     (autodoctor.cancel_session_request(pg_temp.id('r_orphan'))).status::text,
     'cancelled',
     'cancel should cancel a converted orphan''s request');
-SELECT is(
-    (autodoctor.cancel_session_request(pg_temp.id('r_live'))).status::text,
-    'cancelled',
-    'cancel should cancel a converted live orphan''s request');
+-- A live one is not the customer's to end (transition_session refuses live -> cancelled
+-- to them too): refused, nothing changed.
+SELECT * FROM pg_temp.throws_reason(
+    $$SELECT autodoctor.cancel_session_request(pg_temp.id('r_live'))$$,
+    '42501', 'not_your_transition',
+    'cancel should refuse the request of a converted live orphan');
 SELECT pg_temp.logout();
 SELECT results_eq(
     $$SELECT id, status::text, cancel_reason, ended_at, mechanic_id FROM autodoctor.sessions
        WHERE id IN (pg_temp.id('s_orphan'), pg_temp.id('s_live')) ORDER BY type$$,
     $$VALUES (pg_temp.id('s_orphan'), 'cancelled', 'request_cancelled', now(), NULL::uuid),
-             (pg_temp.id('s_live'), 'cancelled', 'request_cancelled', now(), NULL::uuid)$$,
-    'cancelling a converted orphan''s request should cancel its session (reason request_cancelled)');
+             (pg_temp.id('s_live'), 'live', NULL, NULL::timestamptz, NULL::uuid)$$,
+    'cancelling a converted orphan''s request should cancel its session (reason request_cancelled); a live one stays');
+SELECT is(
+    (SELECT status::text FROM autodoctor.session_requests WHERE id = pg_temp.id('r_live')),
+    'pending',
+    'the refused request of a live orphan should stay pending');
 SELECT results_eq(
     $$SELECT event, session_id FROM autodoctor.session_events
        WHERE request_id = pg_temp.id('r_orphan') ORDER BY id$$,
