@@ -1,4 +1,5 @@
 -- Deploy autodoctor:claim_orphaned_session to pg
+-- requires: claim_orphaned_session@v0.1.0
 -- requires: orphan_dispatch
 -- requires: helpers
 
@@ -74,6 +75,17 @@ BEGIN
                 HINT = 'Another mechanic is accepting its request right now.';
         END IF;
     END IF;
+    -- Its converted request ran out: the expiry sweep cancels such an orphan with its
+    -- request; until it runs, claiming is refused as accepting that request is.
+    IF v_request_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM autodoctor.session_requests r
+         WHERE r.id = v_request_id AND r.expires_at <= now()) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'PT409',
+            MESSAGE = 'the orphan''s request has expired',
+            DETAIL = 'request_expired',
+            HINT = 'Maintenance closes it (run_maintenance); the customer may ask again.';
+    END IF;
     IF v_session.customer_user_id = v_uid THEN
         RAISE EXCEPTION USING
             ERRCODE = '42501',
@@ -104,7 +116,8 @@ $$;
 COMMENT ON FUNCTION autodoctor.claim_orphaned_session(uuid) IS
     'The calling mechanic takes an orphaned session (pending -> waiting, live stays live). '
     'Errors: 42501 not_authenticated, not_mechanic, not_qualified, out_of_service_area, '
-    'own_request; PT404 session_not_found; PT409 session_not_claimable, capacity_reached.';
+    'own_request; PT404 session_not_found; PT409 session_not_claimable, request_expired, '
+    'capacity_reached.';
 REVOKE ALL ON FUNCTION autodoctor.claim_orphaned_session(uuid) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION autodoctor.claim_orphaned_session(uuid) TO authenticated;

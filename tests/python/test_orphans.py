@@ -412,3 +412,34 @@ def test_a_customer_cannot_end_a_live_orphan_by_cancelling_its_converted_request
         " JOIN autodoctor.session_requests r ON r.session_id = s.id WHERE s.id = %s",
         (live,),
     ).fetchone() == ("live", "pending")
+
+
+def test_claiming_an_orphan_whose_converted_request_expired_is_refused(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    seed_orphan: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+) -> None:
+    """As accepting that request is (it used to be marked accepted, an hour late)."""
+    orphan = seed_orphan(make_user())
+    with db.as_service() as svc:
+        svc.convert_orphaned_sessions()
+    admin.execute(
+        "UPDATE autodoctor.session_requests SET expires_at = now() - interval '1 hour'"
+        " WHERE session_id = %s",
+        (orphan,),
+    )
+    mechanic = make_mechanic()
+    with pytest.raises(errors.RequestExpired), db.as_user(mechanic) as m:
+        m.claim_orphaned_session(orphan)
+    assert admin.execute(
+        "SELECT s.status, s.mechanic_id, r.status FROM autodoctor.sessions s"
+        " JOIN autodoctor.session_requests r ON r.session_id = s.id WHERE s.id = %s",
+        (orphan,),
+    ).fetchone() == ("pending", None, "pending")
+    with db.as_service() as svc:  # the sweep closes it, as for any expired request
+        svc.run_maintenance()
+    assert admin.execute(
+        "SELECT status FROM autodoctor.sessions WHERE id = %s", (orphan,)
+    ).fetchone() == ("cancelled",)
