@@ -83,6 +83,18 @@ start() {
     if ! psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DBNAME'" | grep -q 1; then
         psql_admin -d postgres -c "CREATE DATABASE $DBNAME"
     fi
+    # pg_cron's database must exist for its launcher (which, once its database is dropped,
+    # exits for good: then only a restart brings pg_cron back).
+    if ! psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$CRON_DB'" | grep -q 1; then
+        psql_admin -d postgres -c "CREATE DATABASE $CRON_DB"
+    fi
+    if [ "$(psql_admin -d postgres -tAc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'")" = 0 ]; then
+        sleep 2  # a launcher waiting for its new database connects within a second
+        if [ "$(psql_admin -d postgres -tAc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'")" = 0 ]; then
+            echo "db: pg_cron's launcher is not running: restarting the cluster"
+            as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 restart >/dev/null
+        fi
+    fi
     # Marks the demo's database as throwaway: `autodoctor-db demo` writes fake users and
     # requests only into such a database (elsewhere it needs --yes).
     psql_admin -d postgres -c "ALTER DATABASE $DBNAME SET autodoctor.throwaway = 'on'"

@@ -26,6 +26,7 @@ from .errors import AutodoctorError
 from .models import (
     Event,
     EventCursor,
+    EventName,
     IncomingRequest,
     Intake,
     MaintenanceReport,
@@ -51,6 +52,7 @@ __all__ = [
     "Database",
     "Event",
     "EventCursor",
+    "EventName",
     "IncomingRequest",
     "Intake",
     "MaintenanceReport",

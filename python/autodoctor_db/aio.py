@@ -26,8 +26,16 @@ from psycopg.rows import class_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from . import calls, queries
-from .calls import Call
-from .client import KEEPALIVES, Role, claims_for, event_from_payload
+from ._connection import (
+    CONNECT_TIMEOUT,
+    POOL_TIMEOUT,
+    AsyncPoolCheck,
+    connection_kwargs,
+    listen_kwargs,
+    open_pool_async,
+)
+from .calls import Call, as_uuid
+from .client import Role, claims_for, event_from_payload
 from .errors import from_psycopg
 from .events import follow_events_async
 from .models import (
@@ -72,7 +80,8 @@ class AsyncCaller:
     """The async twin of :class:`~autodoctor_db.Caller`: the same methods, awaited.
 
     Obtained from :meth:`AsyncDatabase.as_user` or :meth:`AsyncDatabase.as_service`;
-    valid only inside its ``async with`` block.
+    valid only inside its ``async with`` block. A malformed id argument raises
+    :class:`~autodoctor_db.errors.InvalidInput` before anything is sent.
     """
 
     def __init__(
@@ -290,7 +299,11 @@ class AsyncCaller:
 
 
 class AsyncDatabase:
-    """An async pool of connections to a database where autodoctor-db is deployed."""
+    """An async pool of connections to a database where autodoctor-db is deployed.
+
+    The async twin of :class:`~autodoctor_db.Database` (``listen_dsn`` and the LISTEN
+    connections' settings alike).
+    """
 
     def __init__(
         self,
@@ -306,16 +319,14 @@ class AsyncDatabase:
         self.read_pool = read_pool
         conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
         self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
-        self._connect_kwargs = dict(connect_kwargs or {})
-        self._connect_kwargs.pop("prepare_threshold", None)
-        self._connect_kwargs.pop("autocommit", None)
+        self._connect_kwargs = listen_kwargs(connect_kwargs)
         self._owns_pool = owns_pool
 
     @asynccontextmanager
     async def _as(
         self, role: Role, user_id: UUID | str | None, read_only: bool
     ) -> AsyncIterator[AsyncCaller]:
-        uid = UUID(str(user_id)) if user_id is not None else None
+        uid = as_uuid(user_id, "user_id") if user_id is not None else None
         pool = self.read_pool if read_only and self.read_pool is not None else self.pool
         setup = {"role": role, "claims": claims_for(role, uid)}
         try:
@@ -389,7 +400,7 @@ class AsyncDatabase:
             stop=stop,
             reconnect=reconnect,
             role=role,
-            connect_kwargs={**KEEPALIVES, **self._connect_kwargs},
+            connect_kwargs=self._connect_kwargs,
         )
 
     async def notifications(
@@ -397,7 +408,7 @@ class AsyncDatabase:
     ) -> AsyncIterator[Event]:
         """Each NOTIFY on channel ``autodoctor`` as it arrives (live only, no replay)."""
         async with await psycopg.AsyncConnection.connect(
-            self.listen_dsn, autocommit=True, **{**KEEPALIVES, **self._connect_kwargs}
+            self.listen_dsn, autocommit=True, **self._connect_kwargs
         ) as conn:
             await conn.execute("LISTEN autodoctor")
             while stop is None or not stop():
@@ -428,31 +439,63 @@ async def connect_async(
     min_size: int = 1,
     max_size: int = 10,
     prepare: bool = True,
-    application_name: str = "autodoctor-db",
+    application_name: str | None = None,
+    timeout: float = POOL_TIMEOUT,
+    check: bool = True,
+    wait: bool = True,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> AsyncDatabase:
-    """Open an :class:`AsyncDatabase` on ``dsn``: see :func:`autodoctor_db.connect`."""
-    kwargs: dict[str, Any] = {
-        "application_name": application_name,
-        "autocommit": True,
-        **KEEPALIVES,
-    }
-    if not prepare:
-        kwargs["prepare_threshold"] = None
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False, name="autodoctor-db"
+    """Open an :class:`AsyncDatabase` on ``dsn``: see :func:`autodoctor_db.connect`.
+
+    The same parameters and behaviour: with ``wait`` (the default) it raises
+    :class:`~autodoctor_db.errors.ConnectionFailed` within ``connect_timeout`` seconds
+    when the server cannot be reached; ``check`` tests each pooled connection before
+    handing it out; ``timeout`` bounds the wait for a pooled connection; the DSN's own
+    ``application_name`` is kept unless ``application_name`` is given.
+    """
+    kwargs = connection_kwargs(
+        dsn, application_name=application_name, connect_timeout=connect_timeout, prepare=prepare
     )
-    await pool.open()
+    checker = AsyncPoolCheck() if check else None
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=kwargs,
+        open=False,
+        name="autodoctor-db",
+        timeout=timeout,
+        check=checker,
+    )
+    if checker is not None:
+        checker.pool = pool
+    await open_pool_async(pool, dsn, wait=wait, connect_timeout=connect_timeout)
     read_pool: AsyncConnectionPool[Any] | None = None
     if read_dsn is not None:
+        read_kwargs = connection_kwargs(
+            read_dsn,
+            application_name=application_name,
+            connect_timeout=connect_timeout,
+            prepare=prepare,
+        )
+        read_checker = AsyncPoolCheck() if check else None
         read_pool = AsyncConnectionPool(
             read_dsn,
             min_size=0,
             max_size=max_size,
-            kwargs=kwargs,
+            kwargs=read_kwargs,
             open=False,
             name="autodoctor-db-read",
+            timeout=timeout,
+            check=read_checker,
         )
-        await read_pool.open()
+        if read_checker is not None:
+            read_checker.pool = read_pool
+        try:
+            await open_pool_async(read_pool, read_dsn, wait=wait, connect_timeout=connect_timeout)
+        except BaseException:
+            await pool.close()
+            raise
     return AsyncDatabase(
         pool, listen_dsn=listen_dsn, read_pool=read_pool, connect_kwargs=kwargs, owns_pool=True
     )
@@ -461,7 +504,12 @@ async def connect_async(
 def from_async_pool(
     pool: AsyncConnectionPool[Any], *, listen_dsn: str | None = None
 ) -> AsyncDatabase:
-    """Wrap an existing ``psycopg_pool.AsyncConnectionPool`` (the caller keeps closing it)."""
+    """Wrap an existing ``psycopg_pool.AsyncConnectionPool`` (the caller keeps closing it).
+
+    The pool is used as it is: give it ``check=AsyncConnectionPool.check_connection`` to
+    survive a server restart, and open it with ``wait=True`` to fail fast, as
+    :func:`connect_async` does.
+    """
     return AsyncDatabase(
         pool,
         listen_dsn=listen_dsn,

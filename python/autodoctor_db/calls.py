@@ -18,7 +18,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from . import queries
-from .errors import AutodoctorError
+from .errors import AutodoctorError, InvalidInput
 from .models import (
     Event,
     IncomingRequest,
@@ -85,8 +85,29 @@ def _type(value: SessionType | str) -> str:
     return value.value if isinstance(value, SessionType) else value
 
 
-def _id(value: UUID | str) -> str:
-    return str(value)
+def as_uuid(value: UUID | str, name: str) -> UUID:
+    """``value`` as a UUID, or :class:`~autodoctor_db.errors.InvalidInput` naming ``name``.
+
+    Checked here, before anything is sent: a malformed id never reaches the server (whose
+    refusal, 22P02, would abort the caller's transaction). The error carries the SQLSTATE
+    the server would have given, ``22P02``, and no ``__cause__``.
+    """
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        message = f"{name} is not a valid uuid: {shown!r}"
+    else:
+        message = f"{name} must be a UUID or its text, not {type(value).__name__}"
+    raise InvalidInput(message, sqlstate="22P02")
+
+
+def _id(value: UUID | str, name: str) -> str:
+    return str(as_uuid(value, name))
 
 
 # --- customer ----------------------------------------------------------------------------
@@ -113,7 +134,10 @@ def create_session_request(
 
 def cancel_session_request(request_id: UUID | str) -> Call[SessionRequest]:
     return Call(
-        queries.CANCEL_SESSION_REQUEST, {"request_id": _id(request_id)}, SessionRequest, _one
+        queries.CANCEL_SESSION_REQUEST,
+        {"request_id": _id(request_id, "request_id")},
+        SessionRequest,
+        _one,
     )
 
 
@@ -146,7 +170,7 @@ def transition_session(session_id: UUID | str, to_status: SessionStatus | str) -
     status = to_status.value if isinstance(to_status, SessionStatus) else to_status
     return Call(
         queries.TRANSITION_SESSION,
-        {"session_id": _id(session_id), "to_status": status},
+        {"session_id": _id(session_id, "session_id"), "to_status": status},
         Session,
         _one,
     )
@@ -156,11 +180,15 @@ def transition_session(session_id: UUID | str, to_status: SessionStatus | str) -
 
 
 def accept_session_request(request_id: UUID | str) -> Call[Session]:
-    return Call(queries.ACCEPT_SESSION_REQUEST, {"request_id": _id(request_id)}, Session, _one)
+    return Call(
+        queries.ACCEPT_SESSION_REQUEST, {"request_id": _id(request_id, "request_id")}, Session, _one
+    )
 
 
 def claim_orphaned_session(session_id: UUID | str) -> Call[Session]:
-    return Call(queries.CLAIM_ORPHANED_SESSION, {"session_id": _id(session_id)}, Session, _one)
+    return Call(
+        queries.CLAIM_ORPHANED_SESSION, {"session_id": _id(session_id, "session_id")}, Session, _one
+    )
 
 
 def set_mechanic_availability(
@@ -195,7 +223,7 @@ def register_mechanic(
     return Call(
         queries.REGISTER_MECHANIC,
         {
-            "user_id": _id(user_id),
+            "user_id": _id(user_id, "user_id"),
             "expertise": types,
             "latitude": latitude,
             "longitude": longitude,
@@ -278,17 +306,22 @@ def my_sessions(limit: int) -> Call[list[MySession]]:
 
 
 def get_intake(intake_id: UUID | str) -> Call[Intake | None]:
-    return Call(queries.GET_INTAKE, {"intake_id": _id(intake_id)}, Intake, _optional)
+    return Call(queries.GET_INTAKE, {"intake_id": _id(intake_id, "intake_id")}, Intake, _optional)
 
 
 def get_session_request(request_id: UUID | str) -> Call[SessionRequest | None]:
     return Call(
-        queries.GET_SESSION_REQUEST, {"request_id": _id(request_id)}, SessionRequest, _optional
+        queries.GET_SESSION_REQUEST,
+        {"request_id": _id(request_id, "request_id")},
+        SessionRequest,
+        _optional,
     )
 
 
 def get_session(session_id: UUID | str) -> Call[Session | None]:
-    return Call(queries.GET_SESSION, {"session_id": _id(session_id)}, Session, _optional)
+    return Call(
+        queries.GET_SESSION, {"session_id": _id(session_id, "session_id")}, Session, _optional
+    )
 
 
 def events_after(after: int, limit: int) -> Call[list[Event]]:

@@ -16,6 +16,11 @@ session state outlives the transaction (safe behind a transaction-pooling pgboun
 ``prepare=False`` there). LISTEN runs on its own direct connection (``listen_dsn``).
 Errors are raised as :mod:`autodoctor_db.errors` classes, the psycopg error kept as
 ``__cause__``.
+
+Faults: ``connect()`` fails fast (:class:`~autodoctor_db.errors.ConnectionFailed`) when the
+server cannot be reached; afterwards each pooled connection is checked before it is handed
+out, so a server restart or terminated backends cost the next caller a short wait, not an
+error, once the server is back.
 """
 
 from __future__ import annotations
@@ -35,12 +40,22 @@ from psycopg.rows import class_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from . import calls, queries
-from .calls import Call
+from ._connection import (
+    CONNECT_TIMEOUT,
+    POOL_TIMEOUT,
+    PoolCheck,
+    connection_kwargs,
+    listen_kwargs,
+    open_pool,
+)
+from ._connection import KEEPALIVES as KEEPALIVES  # re-exported (older imports)
+from .calls import Call, as_uuid
 from .errors import from_psycopg
 from .events import follow_events
 from .models import (
     Event,
     EventCursor,
+    EventName,
     IncomingRequest,
     Intake,
     MaintenanceReport,
@@ -62,16 +77,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 Role = Literal["authenticated", "service_role"]
-
-#: libpq settings for every connection the driver opens: TCP keepalives, and a user
-#: timeout so that a half-open socket fails instead of hanging forever.
-KEEPALIVES: dict[str, Any] = {
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 30_000,
-}
 
 
 def maps_errors(method: F) -> F:
@@ -100,7 +105,10 @@ class Caller:
     """The contract's functions, called inside one transaction as one role and user.
 
     Obtained from :meth:`Database.as_user` or :meth:`Database.as_service`; valid only
-    inside its ``with`` block. Every method is one round trip.
+    inside its ``with`` block. Every method is one round trip. A malformed id argument
+    (``request_id``, ``session_id``, ``user_id``, ``intake_id``) raises
+    :class:`~autodoctor_db.errors.InvalidInput` naming it before anything is sent: the
+    transaction is left as it was.
     """
 
     def __init__(self, conn: psycopg.Connection[Any], user_id: UUID | None, role: Role) -> None:
@@ -318,7 +326,7 @@ def event_from_payload(payload: str) -> Event:
     data = json.loads(payload)
     return Event(
         id=int(data["event_id"]),
-        event=str(data["event"]),
+        event=EventName(data["event"]),
         at=None,
         request_id=UUID(data["request_id"]) if data.get("request_id") else None,
         session_id=UUID(data["session_id"]) if data.get("session_id") else None,
@@ -332,7 +340,10 @@ class Database:
 
     ``listen_dsn`` is where :meth:`events` and :meth:`notifications` LISTEN: a direct
     server address (a transaction-pooling pgbouncer cannot carry LISTEN). It defaults to
-    the pool's own connection string.
+    the pool's own connection string. The LISTEN connections use the pool's connection
+    keyword arguments (``connect_kwargs``), with TCP keepalives and
+    ``fallback_application_name=autodoctor-db`` added: an application name set in the DSN,
+    in ``PGAPPNAME`` or in those arguments is kept.
     """
 
     def __init__(
@@ -349,14 +360,12 @@ class Database:
         self.read_pool = read_pool
         conninfo = pool.conninfo if isinstance(pool.conninfo, str) else ""
         self.listen_dsn = listen_dsn if listen_dsn is not None else conninfo
-        self._connect_kwargs = dict(connect_kwargs or {})
-        self._connect_kwargs.pop("prepare_threshold", None)
-        self._connect_kwargs.pop("autocommit", None)
+        self._connect_kwargs = listen_kwargs(connect_kwargs)
         self._owns_pool = owns_pool
 
     @contextmanager
     def _as(self, role: Role, user_id: UUID | str | None, read_only: bool) -> Iterator[Caller]:
-        uid = UUID(str(user_id)) if user_id is not None else None
+        uid = as_uuid(user_id, "user_id") if user_id is not None else None
         pool = self.read_pool if read_only and self.read_pool is not None else self.pool
         setup = {"role": role, "claims": claims_for(role, uid)}
         try:
@@ -399,6 +408,8 @@ class Database:
         ``read_only=True`` makes it a READ ONLY transaction on the hot standby when the
         database was opened with a ``read_dsn`` (dashboards: ``incoming_requests``,
         ``my_sessions``); a write there raises :class:`~autodoctor_db.errors.ReadOnly`.
+        A malformed ``user_id`` raises :class:`~autodoctor_db.errors.InvalidInput` before
+        a connection is taken (as does a malformed id passed to any method of the caller).
         """
         return self._as("authenticated", user_id, read_only)
 
@@ -444,7 +455,7 @@ class Database:
             stop=stop,
             reconnect=reconnect,
             role=role,
-            connect_kwargs={**KEEPALIVES, **self._connect_kwargs},
+            connect_kwargs=self._connect_kwargs,
         )
 
     def notifications(
@@ -456,7 +467,7 @@ class Database:
         listened is gone. Use :meth:`events` when no event may be missed.
         """
         with psycopg.Connection.connect(
-            self.listen_dsn, autocommit=True, **{**KEEPALIVES, **self._connect_kwargs}
+            self.listen_dsn, autocommit=True, **self._connect_kwargs
         ) as conn:
             conn.execute("LISTEN autodoctor")
             while stop is None or not stop():
@@ -487,7 +498,11 @@ def connect(
     min_size: int = 1,
     max_size: int = 10,
     prepare: bool = True,
-    application_name: str = "autodoctor-db",
+    application_name: str | None = None,
+    timeout: float = POOL_TIMEOUT,
+    check: bool = True,
+    wait: bool = True,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> Database:
     """Open a :class:`Database` on ``dsn`` (libpq ``PG*`` variables fill the gaps).
 
@@ -495,34 +510,82 @@ def connect(
     pgbouncer without prepared-statement support needs; ``listen_dsn`` then names the
     direct server address for LISTEN. ``read_dsn`` names a hot standby for
     ``as_user(..., read_only=True)`` transactions.
+
+    - ``wait`` (default ``True``): return only once the pool holds ``min_size``
+      connections (and, with ``read_dsn``, the standby accepted one), else raise
+      :class:`~autodoctor_db.errors.ConnectionFailed` after ``connect_timeout`` seconds,
+      with libpq's reason (refused, unknown host, no such database, password...).
+      ``wait=False`` returns at once and lets the pool connect in the background: an
+      unreachable server then shows only at the first call, after ``timeout``.
+    - ``connect_timeout`` (seconds, default 5): that wait; also libpq's
+      ``connect_timeout`` of every connection attempt (whole seconds, at least 2) unless
+      the DSN or ``PGCONNECT_TIMEOUT`` sets one.
+    - ``timeout`` (seconds, default 30): how long a call waits for a pooled connection
+      before failing (psycopg_pool's ``timeout``; the error is a
+      :class:`~autodoctor_db.errors.DatabaseError`).
+    - ``check`` (default ``True``): test each pooled connection (an empty query, one
+      round trip) before handing it out, so that after a server restart or terminated
+      backends the next caller gets a working connection instead of an error, once the
+      server is back. ``check=False`` saves that round trip per transaction.
+    - ``application_name``: the name the server shows (``pg_stat_activity``) for the
+      pool's and the listeners' connections. By default the DSN's own (or
+      ``PGAPPNAME``'s) is kept, and ``autodoctor-db`` is only libpq's fallback.
     """
-    kwargs: dict[str, Any] = {
-        "application_name": application_name,
-        "autocommit": True,
-        **KEEPALIVES,
-    }
-    if not prepare:
-        kwargs["prepare_threshold"] = None
-    pool: ConnectionPool[Any] = ConnectionPool(
-        dsn, min_size=min_size, max_size=max_size, kwargs=kwargs, open=True, name="autodoctor-db"
+    kwargs = connection_kwargs(
+        dsn, application_name=application_name, connect_timeout=connect_timeout, prepare=prepare
     )
+    checker = PoolCheck() if check else None
+    pool: ConnectionPool[Any] = ConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs=kwargs,
+        open=False,
+        name="autodoctor-db",
+        timeout=timeout,
+        check=checker,
+    )
+    if checker is not None:
+        checker.pool = pool
+    open_pool(pool, dsn, wait=wait, connect_timeout=connect_timeout)
     read_pool: ConnectionPool[Any] | None = None
     if read_dsn is not None:
+        read_kwargs = connection_kwargs(
+            read_dsn,
+            application_name=application_name,
+            connect_timeout=connect_timeout,
+            prepare=prepare,
+        )
+        read_checker = PoolCheck() if check else None
         read_pool = ConnectionPool(
             read_dsn,
             min_size=0,
             max_size=max_size,
-            kwargs=kwargs,
-            open=True,
+            kwargs=read_kwargs,
+            open=False,
             name="autodoctor-db-read",
+            timeout=timeout,
+            check=read_checker,
         )
+        if read_checker is not None:
+            read_checker.pool = read_pool
+        try:
+            open_pool(read_pool, read_dsn, wait=wait, connect_timeout=connect_timeout)
+        except BaseException:
+            pool.close()
+            raise
     return Database(
         pool, listen_dsn=listen_dsn, read_pool=read_pool, connect_kwargs=kwargs, owns_pool=True
     )
 
 
 def from_pool(pool: ConnectionPool[Any], *, listen_dsn: str | None = None) -> Database:
-    """Wrap an existing ``psycopg_pool.ConnectionPool`` (the caller keeps closing it)."""
+    """Wrap an existing ``psycopg_pool.ConnectionPool`` (the caller keeps closing it).
+
+    The pool is used as it is: give it ``check=ConnectionPool.check_connection`` to
+    survive a server restart, and open it with ``wait=True`` to fail fast, as
+    :func:`connect` does.
+    """
     return Database(
         pool,
         listen_dsn=listen_dsn,

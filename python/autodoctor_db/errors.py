@@ -108,6 +108,17 @@ class DatabaseError(AutodoctorError):
     """An unexpected database failure (not part of the contract)."""
 
 
+class ConnectionFailed(DatabaseError):
+    """The database could not be reached when opening the driver (``connect()``).
+
+    Raised within ``connect_timeout`` seconds by :func:`autodoctor_db.connect` and
+    :func:`autodoctor_db.connect_async` (with ``wait=True``, the default) when no
+    connection can be opened: wrong host or port, a missing database, a bad password.
+    The message carries libpq's own reason; the psycopg error (or psycopg_pool's
+    ``PoolTimeout``) is ``__cause__``.
+    """
+
+
 #: (SQLSTATE, reason) -> class; the most specific match wins.
 _BY_REASON: dict[tuple[str, str], type[AutodoctorError]] = {
     ("42501", "not_authenticated"): NotAuthenticated,

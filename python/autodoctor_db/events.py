@@ -31,6 +31,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from . import queries
+from ._connection import listen_kwargs
 from .errors import InvalidInput, ResyncNeeded, from_psycopg
 from .models import Event, EventCursor
 
@@ -67,21 +68,17 @@ def resolve_cursor(conn: psycopg.Connection[Any], after: int | EventCursor) -> E
     return _cursor_of(row, after, oldest)
 
 
-def _relay_mode(conn: psycopg.Connection[Any]) -> bool:
-    """Whether broadcasts are relayed (then every listener relays on each poll too)."""
-    try:
-        row = conn.execute(queries.NOTIFY_MODE).fetchone()
-    except psycopg.errors.InsufficientPrivilege:
-        return False
-    return bool(row and row[0] == "relay")
+def _may_relay(conn: psycopg.Connection[Any]) -> bool:
+    """Whether this follower's role may call relay_events(): then it does on every poll,
+    whatever the notify mode (relay_events() announces nothing in transaction mode), so a
+    switch to relay mode at run time is followed at once."""
+    row = conn.execute(queries.MAY_RELAY).fetchone()
+    return bool(row and row[0])
 
 
-async def _relay_mode_async(conn: psycopg.AsyncConnection[Any]) -> bool:
-    try:
-        row = await (await conn.execute(queries.NOTIFY_MODE)).fetchone()
-    except psycopg.errors.InsufficientPrivilege:
-        return False
-    return bool(row and row[0] == "relay")
+async def _may_relay_async(conn: psycopg.AsyncConnection[Any]) -> bool:
+    row = await (await conn.execute(queries.MAY_RELAY)).fetchone()
+    return bool(row and row[0])
 
 
 def _set_role(role: str | None) -> sql.Composed | None:
@@ -99,18 +96,23 @@ def follow_events(
     role: str | None,
     connect_kwargs: dict[str, Any],
 ) -> Iterator[Event]:
-    """The generator behind :meth:`autodoctor_db.Database.events`."""
+    """The generator behind :meth:`autodoctor_db.Database.events`.
+
+    Its connections use ``connect_kwargs`` with TCP keepalives and libpq's
+    ``fallback_application_name=autodoctor-db`` added (a name in the DSN is kept).
+    """
+    options = listen_kwargs(connect_kwargs)
     cursor: EventCursor | None = after if isinstance(after, EventCursor) else None
     backoff = 0.2
     stopped = stop or (lambda: False)
     while not stopped():
         try:
-            with psycopg.Connection.connect(dsn, autocommit=True, **connect_kwargs) as conn:
+            with psycopg.Connection.connect(dsn, autocommit=True, **options) as conn:
                 set_role = _set_role(role)
                 if set_role is not None:
                     conn.execute(set_role)
                 conn.execute("LISTEN autodoctor")
-                relay = _relay_mode(conn)
+                relay = _may_relay(conn)
                 if cursor is None:
                     cursor = resolve_cursor(conn, after)
                 backoff = 0.2
@@ -154,19 +156,20 @@ async def follow_events_async(
     """The async generator behind :meth:`autodoctor_db.AsyncDatabase.events`."""
     import asyncio
 
+    options = listen_kwargs(connect_kwargs)
     cursor: EventCursor | None = after if isinstance(after, EventCursor) else None
     backoff = 0.2
     stopped = stop or (lambda: False)
     while not stopped():
         try:
             async with await psycopg.AsyncConnection.connect(
-                dsn, autocommit=True, **connect_kwargs
+                dsn, autocommit=True, **options
             ) as conn:
                 set_role = _set_role(role)
                 if set_role is not None:
                     await conn.execute(set_role)
                 await conn.execute("LISTEN autodoctor")
-                relay = await _relay_mode_async(conn)
+                relay = await _may_relay_async(conn)
                 if cursor is None:
                     cursor = await _resolve_cursor_async(conn, after)
                 backoff = 0.2

@@ -1,8 +1,13 @@
-"""Typed rows returned by the driver: frozen, slotted dataclasses with Python enums."""
+"""Typed rows returned by the driver: frozen, slotted dataclasses with Python enums.
+
+The enums are ``str`` enums: a member equals its text (``SessionStatus.LIVE == "live"``),
+and ``str()`` and f-strings give that text too (``f"{event.event}"`` is ``new_request``).
+"""
 
 from __future__ import annotations
 
 import enum
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,10 +18,19 @@ from uuid import UUID
 
 from psycopg.rows import BaseRowFactory, RowMaker
 
+from .errors import InvalidInput
+
 T = TypeVar("T")
 
 
-class SessionType(str, enum.Enum):
+class _TextEnum(str, enum.Enum):
+    """A ``str`` enum whose ``str()`` and format are its value on every Python version."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class SessionType(_TextEnum):
     """Kind of session a customer asks for."""
 
     CHAT = "chat"
@@ -24,7 +38,7 @@ class SessionType(str, enum.Enum):
     DIAGNOSTIC = "diagnostic"
 
 
-class SessionStatus(str, enum.Enum):
+class SessionStatus(_TextEnum):
     """Session state (the state machine's states)."""
 
     PENDING = "pending"
@@ -35,7 +49,7 @@ class SessionStatus(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
-class RequestStatus(str, enum.Enum):
+class RequestStatus(_TextEnum):
     """Session-request state."""
 
     PENDING = "pending"
@@ -44,8 +58,46 @@ class RequestStatus(str, enum.Enum):
     EXPIRED = "expired"
 
 
+class EventName(_TextEnum):
+    """What an entry of the event log records (``session_events.event``; docs/design.md,
+    "Events")."""
+
+    #: A customer asked for a session (``create_session_request``, ``submit_intake``).
+    NEW_REQUEST = "new_request"
+    #: A mechanic accepted a request (``accept_session_request``).
+    REQUEST_ACCEPTED = "request_accepted"
+    #: A request was withdrawn, or cancelled with its orphaned or cancelled session.
+    REQUEST_CANCELLED = "request_cancelled"
+    #: A request passed its expiry (``expire_stale_requests``).
+    REQUEST_EXPIRED = "request_expired"
+    #: An orphaned session got a mechanic (``claim_orphaned_session``, auto-assignment).
+    SESSION_ASSIGNED = "session_assigned"
+    #: A session moved through its state machine (``transition_session``).
+    SESSION_STATUS_CHANGED = "session_status_changed"
+    #: An orphaned session was given a pending request (``convert_orphaned_sessions``).
+    ORPHAN_CONVERTED = "orphan_converted"
+    #: An orphaned session was cancelled (old, without customer, or with its request).
+    ORPHAN_CANCELLED = "orphan_cancelled"
+
+
+#: Which state machine an event's ``from_status`` and ``to_status`` belong to: a request's
+#: (:class:`RequestStatus`) or a session's (:class:`SessionStatus`). A conversion moves
+#: from the orphan session's status to its new request's.
+_EVENT_STATUS_TYPES: dict[EventName, tuple[type[_TextEnum], type[_TextEnum]]] = {
+    EventName.NEW_REQUEST: (RequestStatus, RequestStatus),
+    EventName.REQUEST_ACCEPTED: (RequestStatus, RequestStatus),
+    EventName.REQUEST_CANCELLED: (RequestStatus, RequestStatus),
+    EventName.REQUEST_EXPIRED: (RequestStatus, RequestStatus),
+    EventName.SESSION_ASSIGNED: (SessionStatus, SessionStatus),
+    EventName.SESSION_STATUS_CHANGED: (SessionStatus, SessionStatus),
+    EventName.ORPHAN_CONVERTED: (SessionStatus, RequestStatus),
+    EventName.ORPHAN_CANCELLED: (SessionStatus, SessionStatus),
+}
+
+
 def _enum(cls: Any, value: Any) -> Any:
-    return None if value is None or isinstance(value, cls) else cls(value)
+    """``value`` as a member of ``cls`` (``None`` stays ``None``, a member stays itself)."""
+    return value if value is None or isinstance(value, cls) else cls(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,24 +203,36 @@ class IncomingRequest:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One entry of ``autodoctor.session_events`` (or a NOTIFY payload of one)."""
+    """One entry of ``autodoctor.session_events`` (or a NOTIFY payload of one).
+
+    ``event`` is an :class:`EventName`; ``from_status`` and ``to_status`` are
+    :class:`RequestStatus` for the request events (``new_request``, ``request_*``) and
+    :class:`SessionStatus` for the session events (``session_*``, ``orphan_cancelled``);
+    ``orphan_converted`` moves from a session status to its new request's status. All
+    compare equal to their text (``event.event == "new_request"``).
+    """
 
     id: int
-    event: str
+    event: EventName
     at: datetime | None = None
     request_id: UUID | None = None
     session_id: UUID | None = None
     session_type: SessionType | None = None
     plan_code: str | None = None
     actor_id: UUID | None = None
-    from_status: str | None = None
-    to_status: str | None = None
+    from_status: RequestStatus | SessionStatus | None = None
+    to_status: RequestStatus | SessionStatus | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     #: The writing transaction's id (with ``id``, the event's position in the log).
     txid: int | None = None
 
     def __post_init__(self) -> None:
+        name = _enum(EventName, self.event)
+        object.__setattr__(self, "event", name)
         object.__setattr__(self, "session_type", _enum(SessionType, self.session_type))
+        from_type, to_type = _EVENT_STATUS_TYPES[name]
+        object.__setattr__(self, "from_status", _enum(from_type, self.from_status))
+        object.__setattr__(self, "to_status", _enum(to_type, self.to_status))
 
     @property
     def cursor(self) -> EventCursor | None:
@@ -182,6 +246,15 @@ class EventCursor:
 
     Events are delivered in this order; every event of a transaction that had ended
     before the cursor was taken lies at or below it.
+
+    To store a cursor (in a file, a table, a message), keep its text: ``str(cursor)`` is
+    ``"<txid>:<id>"`` (``"754:12"``), and :meth:`parse` turns it back into the same
+    cursor, so a follower can resume exactly where it stopped::
+
+        saved = str(event.cursor)
+        ...
+        for event in db.events(after=EventCursor.parse(saved)):
+            ...
     """
 
     txid: int
@@ -191,6 +264,28 @@ class EventCursor:
     def start(cls) -> EventCursor:
         """Before the first event."""
         return cls(0, 0)
+
+    def __str__(self) -> str:
+        return f"{self.txid}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> EventCursor:
+        """The cursor whose ``str()`` is ``text`` (``"<txid>:<id>"``, two non-negative
+        integers; surrounding whitespace is ignored).
+
+        Anything else raises :class:`~autodoctor_db.errors.InvalidInput`.
+        """
+        found = _CURSOR_TEXT.fullmatch(text.strip()) if isinstance(text, str) else None
+        if found is None:
+            shown = text[:57] + "..." if isinstance(text, str) and len(text) > 60 else text
+            raise InvalidInput(
+                f"not an event cursor: {shown!r} (expected '<txid>:<id>', as str(cursor) gives)",
+                sqlstate="22P02",
+            )
+        return cls(int(found[1]), int(found[2]))
+
+
+_CURSOR_TEXT = re.compile(r"([0-9]+):([0-9]+)")
 
 
 def _pg_array(value: Any) -> list[str]:

@@ -304,9 +304,13 @@ SELECT application_name AS name, state,
 
 RELAY_EVENTS: Final = "SELECT autodoctor.relay_events() AS n"  # default batch of 1000
 
+#: Whether the current role may run relay_events() (the service role may).
+MAY_RELAY: Final = (
+    "SELECT has_function_privilege('autodoctor.relay_events(integer)', 'EXECUTE') AS may"
+)
+
 SET_NOTIFY_MODE: Final = "SELECT autodoctor.set_notify_mode(mode => %(mode)s) AS mode"
 
-NOTIFY_MODE: Final = "SELECT s.notify_mode FROM autodoctor.settings AS s WHERE s.id"
 
 #: The driver's own transaction control (its pooled connections are in autocommit mode, so
 #: that BEGIN and the caller's claims can be pipelined with the first query).

@@ -206,8 +206,9 @@ def test_listener_keeps_the_callers_application_name(
             r[0]
             for r in admin.execute(
                 "SELECT application_name FROM pg_stat_activity"
-                " WHERE datname = current_database()"
-                " AND (query LIKE 'LISTEN%' OR query LIKE '%session_events AS e%')"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND (query LIKE 'LISTEN%' OR query LIKE '%session_events AS e%'"
+                "      OR query LIKE '%relay_events%')"
             )
         ]
     assert "autodoctor-db" in names, names
@@ -350,10 +351,17 @@ def test_relay_announces_an_event_that_commits_after_a_later_one(
                 announced += [
                     json.loads(n.payload)["event_id"] for n in listener.notifies(timeout=0.3)
                 ]
-            with db.as_service() as svc:
-                svc.relay_events()
-            announced += [json.loads(n.payload)["event_id"] for n in listener.notifies(timeout=0.5)]
-        logged = _logged_ids(dsn)
+            # An event is final once every older transaction of the cluster has ended:
+            # relay until all are announced (bounded), as the worker would every 100 ms.
+            logged = _logged_ids(dsn)
+            for _ in range(100):
+                if sorted(announced) == logged:
+                    break
+                with db.as_service() as svc:
+                    svc.relay_events()
+                announced += [
+                    json.loads(n.payload)["event_id"] for n in listener.notifies(timeout=0.2)
+                ]
         assert sorted(announced) == logged  # every event, once
     finally:
         with db.as_service() as svc:
@@ -381,5 +389,27 @@ def test_the_worker_follows_a_switch_to_relay_mode_at_run_time(
     finally:
         worker.stop()
         running.join(30)
+        with db.as_service() as svc:
+            svc.set_notify_mode("transaction")
+
+
+def test_a_follower_started_in_transaction_mode_relays_after_a_switch(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    """No worker: the service follower itself relays for plain LISTEN clients, though the
+    mode was 'transaction' when it started."""
+    f = follow(0)
+    time.sleep(0.3)
+    with db.as_service() as svc:
+        svc.set_notify_mode("relay")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute("LISTEN autodoctor")
+            with db.as_user(make_user()) as u:
+                req = u.create_session_request("chat", "free")
+            notes = list(listener.notifies(timeout=10, stop_after=1))
+        assert [json.loads(n.payload)["request_id"] for n in notes] == [str(req.id)]
+        f.wait_for(1)
+    finally:
         with db.as_service() as svc:
             svc.set_notify_mode("transaction")

@@ -2,9 +2,10 @@
 
 pg_cron serves one database per cluster (cron.database_name). The throwaway cluster names
 a test database of its own for it (scripts/db.sh: autodoctor_cron_test), never the demo's:
-this module drops and creates that database, deploys the package into it, and drops it
-again at the end. On another server (PGHOST) whose pg_cron serves a database not named so,
-the module is skipped rather than write into that database.
+this module reverts and deploys the package there afresh (the database stays: pg_cron's
+launcher exits for good when its database is dropped). On another server (PGHOST) whose
+pg_cron serves a database not named so, the module is skipped rather than write into that
+database.
 """
 
 from __future__ import annotations
@@ -31,30 +32,41 @@ SERVER = {
 
 
 @pytest.fixture(scope="module")
-def cron_dbname() -> Iterator[str]:
+def cron_dbname() -> str:
+    """The cron database, with the package deployed afresh (reverted first, with consent:
+    it is the tests' own). It is never dropped: pg_cron's launcher, whose database is
+    dropped, exits for good."""
     with psycopg.connect(**SERVER, dbname="postgres", autocommit=True) as conn:
         row = conn.execute(
             "SELECT current_setting('cron.database_name', true),"
-            " current_setting('shared_preload_libraries') LIKE '%pg_cron%'"
+            " current_setting('shared_preload_libraries') LIKE '%%pg_cron%%',"
+            " EXISTS (SELECT 1 FROM pg_database WHERE datname = %s),"
+            " EXISTS (SELECT 1 FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher')",
+            (CRON_TEST_DB,),
         ).fetchone()
-        if row is None or row[0] != CRON_TEST_DB or not row[1]:
-            pytest.skip(f"pg_cron on this server does not serve a database named {CRON_TEST_DB}")
-        conn.execute(f"DROP DATABASE IF EXISTS {CRON_TEST_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {CRON_TEST_DB}")
-    try:
+    if row is None or row[0] != CRON_TEST_DB or not row[1] or not row[2]:
+        pytest.skip(f"pg_cron on this server does not serve a database named {CRON_TEST_DB}")
+    assert row[3], "pg_cron's launcher is not running (scripts/db.sh start restarts it)"
+    target = f"db:pg:{CRON_TEST_DB}"
+    for argv, env in (
+        (["sqitch", "revert", "-y", target], {"PGOPTIONS": "-c autodoctor.allow_data_loss=on"}),
+        (["sqitch", "deploy", "--verify", target], {}),
+    ):
         proc = subprocess.run(
-            ["sqitch", "deploy", "--verify", f"db:pg:{CRON_TEST_DB}"],
+            argv,
             cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
+            env={**os.environ, **env},
         )
+        if argv[1] == "revert" and any(
+            s in proc.stdout + proc.stderr for s in ("Nothing to revert", "No registry found")
+        ):
+            continue
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        yield CRON_TEST_DB
-    finally:
-        with psycopg.connect(**SERVER, dbname="postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {CRON_TEST_DB} WITH (FORCE)")
+    return CRON_TEST_DB
 
 
 @pytest.fixture
