@@ -22,6 +22,7 @@ the broadcasts flowing (the worker relays more often, for lower latency).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -34,6 +35,8 @@ from . import queries
 from ._connection import listen_kwargs
 from .errors import InvalidInput, ResyncNeeded, from_psycopg
 from .models import Event, EventCursor
+
+log = logging.getLogger("autodoctor_db.events")
 
 MAX_BACKOFF = 10.0
 
@@ -104,6 +107,7 @@ def follow_events(
     options = listen_kwargs(connect_kwargs)
     cursor: EventCursor | None = after if isinstance(after, EventCursor) else None
     backoff = 0.2
+    lost = False
     stopped = stop or (lambda: False)
     while not stopped():
         try:
@@ -115,6 +119,12 @@ def follow_events(
                 relay = _may_relay(conn)
                 if cursor is None:
                     cursor = resolve_cursor(conn, after)
+                if lost:
+                    log.warning(
+                        "event follower: reconnected; catching up after event %s",
+                        cursor.id if cursor is not None else after,
+                    )
+                    lost = False
                 backoff = 0.2
                 reader = conn.cursor(row_factory=class_row(Event))
                 while True:
@@ -138,6 +148,12 @@ def follow_events(
         except psycopg.OperationalError as exc:
             if not reconnect:
                 raise from_psycopg(exc) from exc
+            log.warning(
+                "event follower: connection lost (%s); reconnecting in %.1f s",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                backoff,
+            )
+            lost = True
             time.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -159,6 +175,7 @@ async def follow_events_async(
     options = listen_kwargs(connect_kwargs)
     cursor: EventCursor | None = after if isinstance(after, EventCursor) else None
     backoff = 0.2
+    lost = False
     stopped = stop or (lambda: False)
     while not stopped():
         try:
@@ -172,6 +189,12 @@ async def follow_events_async(
                 relay = await _may_relay_async(conn)
                 if cursor is None:
                     cursor = await _resolve_cursor_async(conn, after)
+                if lost:
+                    log.warning(
+                        "event follower: reconnected; catching up after event %s",
+                        cursor.id if cursor is not None else after,
+                    )
+                    lost = False
                 backoff = 0.2
                 reader = conn.cursor(row_factory=class_row(Event))
                 while True:
@@ -195,6 +218,12 @@ async def follow_events_async(
         except psycopg.OperationalError as exc:
             if not reconnect:
                 raise from_psycopg(exc) from exc
+            log.warning(
+                "event follower: connection lost (%s); reconnecting in %.1f s",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                backoff,
+            )
+            lost = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
 

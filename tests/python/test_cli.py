@@ -263,3 +263,32 @@ def test_schema_without_sqitch_says_how_to_get_it(dsn: str) -> None:
     no_traceback(proc)
     assert proc.returncode == 6
     assert "sqitch is not installed" in proc.stderr and "schema sql" in proc.stderr
+
+
+def test_listen_says_when_it_reconnects_and_catches_up(
+    dsn: str, db: ad.Database, admin: psycopg.Connection[Any], make_user: Callable[..., uuid.UUID]
+) -> None:
+    listen = subprocess.Popen(
+        [*CLI, "listen", "--poll", "0.1", "--dsn", dsn],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listen.stdout is not None
+        with db.as_user(make_user()) as u:
+            first = u.create_session_request("chat", "free")
+        assert str(first.id) in listen.stdout.readline()
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND application_name LIKE 'autodoctor-db%%'"
+        )
+        with db.as_user(make_user()) as u:
+            second = u.create_session_request("video", "free")
+        assert str(second.id) in listen.stdout.readline()  # caught up after reconnecting
+    finally:
+        listen.send_signal(signal.SIGTERM)
+        _, err = listen.communicate(timeout=20)
+    assert "connection lost" in err and "reconnected; catching up after event" in err, err
+    assert "Traceback" not in err
