@@ -1,4 +1,6 @@
 -- Deploy autodoctor:create_session_request to pg
+-- requires: create_session_request@v0.1.0
+-- requires: pending_request_cap
 -- requires: session_requests
 -- requires: session_events
 -- requires: helpers
@@ -57,6 +59,10 @@ BEGIN
             HINT = 'The JWT sub claim must be the id of an existing auth.users row.';
     END IF;
 
+    -- One customer's creates one at a time (their profile row), so that the cap below
+    -- holds under concurrency; a retry with the same key passes too.
+    PERFORM 1 FROM autodoctor.profiles p WHERE p.id = v_uid FOR NO KEY UPDATE;
+
     INSERT INTO autodoctor.session_requests
         (customer_id, session_type, plan_code, notes, idempotency_key,
          customer_name, customer_email, expires_at)
@@ -86,6 +92,19 @@ BEGIN
         RETURN v_request;
     END IF;
 
+    -- At most settings.max_pending_requests pending requests per customer (this one counted).
+    IF (SELECT count(*) FROM autodoctor.session_requests r
+         WHERE r.customer_id = v_uid AND r.status = 'pending' AND r.expires_at > now())
+       > (SELECT s.max_pending_requests FROM autodoctor.settings s WHERE s.id) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'PT429',
+            MESSAGE = 'too many pending requests',
+            DETAIL = 'too_many_pending_requests',
+            HINT = format('A customer holds at most %s pending requests: cancel one, or wait until '
+                          'one is accepted or expires.',
+                          (SELECT s.max_pending_requests FROM autodoctor.settings s WHERE s.id));
+    END IF;
+
     PERFORM autodoctor._log_event('new_request', v_request.id, NULL, v_uid, NULL, 'pending',
                                   v_request.session_type, v_request.plan_code);
     IF autodoctor._queue_new_request_emails(v_request.id) > 0 THEN
@@ -98,7 +117,7 @@ $$;
 COMMENT ON FUNCTION autodoctor.create_session_request(autodoctor.session_type, text, text, text) IS
     'Creates a pending session request for the calling customer (idempotent per key). '
     'Errors: 42501 not_authenticated; 22023 invalid_session_type, unknown_plan, plan_forbids_type, notes_too_long, '
-    'invalid_idempotency_key; PT409 idempotency_key_reused.';
+    'invalid_idempotency_key; PT409 idempotency_key_reused; PT429 too_many_pending_requests.';
 REVOKE ALL ON FUNCTION autodoctor.create_session_request(autodoctor.session_type, text, text, text) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION autodoctor.create_session_request(autodoctor.session_type, text, text, text)

@@ -1,5 +1,6 @@
 -- Deploy autodoctor:submit_intake to pg
 -- requires: submit_intake@v0.1.0
+-- requires: pending_request_cap
 -- requires: intakes
 -- requires: session_requests
 -- requires: session_events
@@ -101,6 +102,10 @@ BEGIN
             HINT = 'The JWT sub claim must be the id of an existing auth.users row.';
     END IF;
 
+    -- One customer's creates one at a time (their profile row), so that the cap below
+    -- holds under concurrency; a retry with the same key passes too.
+    PERFORM 1 FROM autodoctor.profiles p WHERE p.id = v_uid FOR NO KEY UPDATE;
+
     INSERT INTO autodoctor.intakes
         (customer_id, vehicle_make, vehicle_model, vehicle_year, vin, concern, location, idempotency_key)
     VALUES
@@ -158,6 +163,19 @@ BEGIN
             HINT = 'Use a new key for a new request; reuse a key only to retry the same call.';
     END;
 
+    -- At most settings.max_pending_requests pending requests per customer (this one counted).
+    IF (SELECT count(*) FROM autodoctor.session_requests r
+         WHERE r.customer_id = v_uid AND r.status = 'pending' AND r.expires_at > now())
+       > (SELECT s.max_pending_requests FROM autodoctor.settings s WHERE s.id) THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'PT429',
+            MESSAGE = 'too many pending requests',
+            DETAIL = 'too_many_pending_requests',
+            HINT = format('A customer holds at most %s pending requests: cancel one, or wait until '
+                          'one is accepted or expires.',
+                          (SELECT s.max_pending_requests FROM autodoctor.settings s WHERE s.id));
+    END IF;
+
     PERFORM autodoctor._log_event('new_request', v_request.id, NULL, v_uid, NULL, 'pending',
                                   v_request.session_type, v_request.plan_code,
                                   jsonb_build_object('source', 'intake'));
@@ -172,7 +190,8 @@ COMMENT ON FUNCTION autodoctor.submit_intake(autodoctor.session_type, text, json
     'The calling customer submits the intake form: an intake and a pending request (with '
     'intake_id and location) in one transaction, never a session. Errors: 42501 '
     'not_authenticated; 22023 invalid_session_type, unknown_plan, plan_forbids_type, invalid_vehicle, '
-    'invalid_concern, invalid_coordinates, invalid_idempotency_key; PT409 idempotency_key_reused.';
+    'invalid_concern, invalid_coordinates, invalid_idempotency_key; PT409 idempotency_key_reused; '
+    'PT429 too_many_pending_requests.';
 REVOKE ALL ON FUNCTION autodoctor.submit_intake(autodoctor.session_type, text, jsonb, text, double precision, double precision, text) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION autodoctor.submit_intake(autodoctor.session_type, text, jsonb, text, double precision, double precision, text)

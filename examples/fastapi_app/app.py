@@ -53,6 +53,8 @@ def http_status(exc: errors.AutodoctorError) -> int:
         return 404
     if isinstance(exc, errors.Conflict):  # PT409
         return 409
+    if isinstance(exc, errors.TooManyRequests):  # PT429
+        return 429
     if isinstance(exc, errors.InvalidInput):  # class 22
         return 400
     if isinstance(exc, errors.ResyncNeeded):  # an event cursor older than the history

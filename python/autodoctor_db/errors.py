@@ -92,6 +92,10 @@ class InvalidTransition(Conflict):
     """The session state machine forbids this move (PT409, invalid_transition)."""
 
 
+class TooManyRequests(AutodoctorError):
+    """A limit was reached: a customer's pending requests (PT429, HTTP 429)."""
+
+
 class InvalidInput(AutodoctorError):
     """Bad input: unknown plan, text too long, bad coordinates, malformed value (class 22)."""
 
@@ -135,6 +139,7 @@ _BY_SQLSTATE: dict[str, type[AutodoctorError]] = {
     "42501": Forbidden,
     "PT404": NotFound,
     "PT409": Conflict,
+    "PT429": TooManyRequests,
     "25006": ReadOnly,
 }
 
@@ -158,7 +163,7 @@ def from_psycopg(exc: psycopg.Error) -> AutodoctorError:
     sqlstate = exc.sqlstate
     reason = (
         diag.message_detail
-        if sqlstate in ("42501", "PT404", "PT409") or (sqlstate or "").startswith("22")
+        if sqlstate in ("42501", "PT404", "PT409", "PT429") or (sqlstate or "").startswith("22")
         else None
     )
     # Only the package's own errors put a snake_case token in DETAIL.

@@ -17,7 +17,7 @@ from psycopg import sql
 
 #: SQLSTATEs the contract allows a function to fail with (docs/design.md, "Errors"), besides
 #: the whole of class 22 (bad input).
-CONTRACT_SQLSTATES = frozenset({"42501", "PT404", "PT409"})
+CONTRACT_SQLSTATES = frozenset({"42501", "PT404", "PT409", "PT429"})
 
 
 def is_contract_sqlstate(sqlstate: str | None) -> bool:

@@ -336,6 +336,7 @@ def test_the_status_table_covers_every_driver_error_class() -> None:
         e.RequestExpired: 409,
         e.CapacityReached: 409,
         e.InvalidTransition: 409,
+        e.TooManyRequests: 429,
         e.InvalidInput: 400,
         e.ResyncNeeded: 410,
         e.ReadOnly: 503,

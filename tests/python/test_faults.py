@@ -137,7 +137,12 @@ class Stage:
         return uid
 
     def requests(self, customer: uuid.UUID, n: int, session_type: str = "chat") -> list[uuid.UUID]:
-        """n pending requests of one customer, created in one transaction."""
+        """n pending requests of one customer, created in one transaction (the per-customer
+        cap on pending requests is lifted for it: trials race on many of them)."""
+        self.admin.execute(
+            "UPDATE autodoctor.settings SET max_pending_requests = 1000"
+            " WHERE max_pending_requests < 1000"
+        )
         with self.conns[0].transaction():
             act_as(self.conns[0], "authenticated", customer)
             return [
@@ -800,7 +805,7 @@ def test_mixed_load_never_deadlocks_and_only_fails_with_contract_codes(stage: St
     bad = {
         k: v
         for k, v in failures.items()
-        if k.split(" ")[1].split(":")[0] not in ("42501", "PT404", "PT409")
+        if k.split(" ")[1].split(":")[0] not in ("42501", "PT404", "PT409", "PT429")
         and not k.split(" ")[1].startswith("22")
     }
     total = sum(codes.values())

@@ -29,6 +29,7 @@ CONTRACT: dict[str, tuple[type[errors.AutodoctorError], str]] = {
     "42501": (errors.Forbidden, "403"),
     "PT404": (errors.NotFound, "404"),
     "PT409": (errors.Conflict, "409"),
+    "PT429": (errors.TooManyRequests, "429"),
     "22": (errors.InvalidInput, "400"),
 }
 
@@ -291,7 +292,7 @@ def test_raise_never_uses_a_code_postgrest_turns_into_500_or_retries(raise_: Rai
 )
 def test_function_errors_use_a_contract_sqlstate_and_a_literal_reason(raise_: Raise) -> None:
     assert raise_.errcode is not None and _contract(raise_.errcode) is not None, (
-        f"{raise_.where}: ERRCODE {raise_.errcode} is not 42501, PT404, PT409 or class 22"
+        f"{raise_.where}: ERRCODE {raise_.errcode} is not 42501, PT404, PT409, PT429 or class 22"
     )
     assert raise_.detail_given, f"{raise_.where}: no DETAIL (the machine-readable reason)"
     assert raise_.detail is not None and _REASON.fullmatch(raise_.detail), (
