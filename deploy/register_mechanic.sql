@@ -1,4 +1,6 @@
 -- Deploy autodoctor:register_mechanic to pg
+-- requires: register_mechanic@v0.1.0
+-- requires: service_radius_antipode
 -- requires: mechanics
 -- requires: helpers
 
@@ -41,11 +43,12 @@ BEGIN
             HINT = 'Use session types chat, video, diagnostic.';
     END IF;
     IF register_mechanic.service_radius_km IS NULL
-       OR NOT (register_mechanic.service_radius_km > 0 AND register_mechanic.service_radius_km <= 20000) THEN
+       OR NOT (register_mechanic.service_radius_km > 0 AND register_mechanic.service_radius_km <= 20040) THEN
         RAISE EXCEPTION USING
             ERRCODE = '22023',
-            MESSAGE = 'service radius must be between 0 and 20000 km',
-            DETAIL = 'invalid_service_radius';
+            MESSAGE = 'service radius must be between 0 and 20040 km',
+            DETAIL = 'invalid_service_radius',
+            HINT = 'Above 0 km; 20040 km covers the whole earth (the antipode is at most 20004 km away).';
     END IF;
     IF register_mechanic.max_concurrent_sessions IS NULL
        OR register_mechanic.max_concurrent_sessions NOT BETWEEN 1 AND 100 THEN

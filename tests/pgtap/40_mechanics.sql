@@ -185,9 +185,9 @@ SELECT * FROM pg_temp.throws_reason(
     '22023', 'invalid_service_radius',
     'register should refuse a service radius of 0');
 SELECT * FROM pg_temp.throws_reason(
-    $$SELECT autodoctor.register_mechanic(pg_temp.id('alice'), service_radius_km => 20001)$$,
+    $$SELECT autodoctor.register_mechanic(pg_temp.id('alice'), service_radius_km => 20041)$$,
     '22023', 'invalid_service_radius',
-    'register should refuse a service radius beyond 20000 km');
+    'register should refuse a service radius beyond 20040 km (the antipode is within it)');
 SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.register_mechanic(pg_temp.id('alice'), service_radius_km => NULL)$$,
     '22023', 'invalid_service_radius',

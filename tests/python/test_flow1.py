@@ -458,3 +458,28 @@ def test_an_error_caught_inside_the_block_rolls_the_whole_transaction_back(
     assert admin.execute("SELECT count(*) FROM autodoctor.session_requests").fetchone() == (0,)
     with db.as_user(customer) as u:  # the pooled connection is clean again
         assert u.create_session_request("chat", "free").status is ad.RequestStatus.PENDING
+
+
+def test_the_largest_service_radius_reaches_the_antipode(
+    db: ad.Database, make_user: Callable[..., uuid.UUID], make_mechanic: Callable[..., uuid.UUID]
+) -> None:
+    """The longest geodesic on WGS 84 is 20,003.9 km (pole to pole): the largest radius a
+    mechanic may set covers every point (20,000 km, the old cap, did not)."""
+    mechanic = make_mechanic(latitude=90, longitude=0, service_radius_km=20040)
+    with db.as_user(mechanic) as m:
+        m.set_mechanic_availability(True)
+    with db.as_user(make_user()) as u:
+        req = u.submit_intake(
+            "chat",
+            "free",
+            {"make": "Ford", "model": "Focus", "year": 2012},
+            "noise",
+            latitude=-90,
+            longitude=0,
+        )
+    with db.as_user(mechanic) as m:
+        assert [r.id for r in m.incoming_requests()] == [req.id]
+        assert m.accept_session_request(req.id).request_id == req.id
+    with pytest.raises(ad.errors.InvalidInput) as info, db.as_service() as svc:
+        svc.register_mechanic(mechanic, service_radius_km=20041)
+    assert info.value.reason == "invalid_service_radius"
