@@ -1,4 +1,5 @@
 -- Deploy autodoctor:orphan_dispatch to pg
+-- requires: orphan_dispatch@v0.1.0
 -- requires: sessions
 -- requires: session_requests
 -- requires: mechanic_load
@@ -43,17 +44,36 @@ AS $$
 DECLARE
     v_session autodoctor.sessions;
     v_from autodoctor.session_status;
+    v_original uuid;
+    v_request_id uuid := _assign_orphan.request_id;
+    v_cancelled autodoctor.session_requests;
 BEGIN
-    IF _assign_orphan.request_id IS NOT NULL THEN
+    SELECT s.status, s.request_id INTO v_from, v_original
+      FROM autodoctor.sessions s WHERE s.id = _assign_orphan.session_id;
+    IF v_request_id IS NOT NULL AND v_original IS NOT NULL AND v_original <> v_request_id THEN
+        -- A legacy orphan that still points at the request it was born of keeps it; the
+        -- request a conversion made for it is no longer needed, and is cancelled (logged)
+        -- rather than accepted with no session to show for it.
+        UPDATE autodoctor.session_requests r
+           SET status = 'cancelled', cancelled_at = now(), updated_at = now()
+         WHERE r.id = v_request_id AND r.status = 'pending'
+        RETURNING * INTO v_cancelled;
+        IF FOUND THEN
+            PERFORM autodoctor._log_event('request_cancelled', v_cancelled.id, _assign_orphan.session_id,
+                                          _assign_orphan.actor_id, 'pending', 'cancelled',
+                                          v_cancelled.session_type, v_cancelled.plan_code,
+                                          jsonb_build_object('reason', 'session_keeps_its_request'));
+        END IF;
+        v_request_id := NULL;
+    ELSIF v_request_id IS NOT NULL THEN
         UPDATE autodoctor.session_requests r
            SET status = 'accepted', mechanic_id = _assign_orphan.mechanic_id,
                accepted_at = now(), updated_at = now()
-         WHERE r.id = _assign_orphan.request_id AND r.status = 'pending';
+         WHERE r.id = v_request_id AND r.status = 'pending';
     END IF;
-    SELECT s.status INTO v_from FROM autodoctor.sessions s WHERE s.id = _assign_orphan.session_id;
     UPDATE autodoctor.sessions s
        SET mechanic_id = _assign_orphan.mechanic_id,
-           request_id = coalesce(s.request_id, _assign_orphan.request_id),
+           request_id = coalesce(s.request_id, v_request_id),
            status = CASE WHEN s.status = 'pending' THEN 'waiting'::autodoctor.session_status
                          ELSE s.status END,
            updated_at = now()
@@ -64,7 +84,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    PERFORM autodoctor._log_event('session_assigned', _assign_orphan.request_id, v_session.id,
+    PERFORM autodoctor._log_event('session_assigned', coalesce(v_request_id, v_original), v_session.id,
                                   _assign_orphan.actor_id, v_from::text, v_session.status::text,
                                   v_session.type, v_session.plan,
                                   jsonb_build_object('via', _assign_orphan.via,

@@ -443,3 +443,42 @@ def test_claiming_an_orphan_whose_converted_request_expired_is_refused(
     assert admin.execute(
         "SELECT status FROM autodoctor.sessions WHERE id = %s", (orphan,)
     ).fetchone() == ("cancelled",)
+
+
+def test_claiming_an_orphan_that_points_at_its_original_request_keeps_the_invariants(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+) -> None:
+    """A legacy session that lost its mechanic but still points at the request it was born
+    of: conversion gives it a new pending request; claiming it used to accept that new
+    request with no session pointing at it. Now the session keeps its own request and the
+    converted one is cancelled, logged."""
+    customer, first, second = make_user(), make_mechanic(), make_mechanic()
+    with db.as_user(customer) as u:
+        original = u.create_session_request("video", "free")
+    with db.as_user(first) as m:
+        session = m.accept_session_request(original.id)
+        m.transition_session(session.id, "live")
+    # The damage the old app could leave: the mechanic gone from a live session.
+    admin.execute("UPDATE autodoctor.sessions SET mechanic_id = NULL WHERE id = %s", (session.id,))
+    with db.as_service() as svc:
+        assert svc.convert_orphaned_sessions() == 1
+    converted = admin.execute(
+        "SELECT id FROM autodoctor.session_requests WHERE session_id = %s AND status = 'pending'",
+        (session.id,),
+    ).fetchone()
+    assert converted is not None
+    with db.as_user(second) as m:
+        claimed = m.claim_orphaned_session(session.id)
+    assert (claimed.mechanic_id, claimed.request_id) == (second, original.id)
+    assert admin.execute(
+        "SELECT status FROM autodoctor.session_requests WHERE id = %s", (converted[0],)
+    ).fetchone() == ("cancelled",)
+    assert admin.execute(
+        "SELECT event, detail->>'reason' FROM autodoctor.session_events"
+        " WHERE request_id = %s ORDER BY id DESC LIMIT 1",
+        (converted[0],),
+    ).fetchone() == ("request_cancelled", "session_keeps_its_request")
+    # (The invariant check after every test covers the rest.)
