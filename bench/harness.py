@@ -1249,7 +1249,8 @@ class Harness:
                            WHERE status = 'pending' AND location IS NULL ORDER BY created_at DESC LIMIT 1""")[0][0]
         out["fanout_plan"] = self.nested_plan(
             "bench", "SELECT autodoctor._queue_new_request_emails(%s)", (rid,),
-            "INSERT INTO autodoctor.notification_outbox")
+            # The plan node, not the query text: a SQL-standard body logs no source text.
+            "Insert on notification_outbox")
         out["outbox_rows"] = self.sql("SELECT count(*) FROM autodoctor.notification_outbox")[0][0]
         out["mechanic_indexes"] = [r[0] for r in self.sql("""
             SELECT indexdef FROM pg_indexes WHERE schemaname = 'autodoctor' AND tablename = 'mechanics'""")]
