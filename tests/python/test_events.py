@@ -162,6 +162,8 @@ def test_listener_killed_mid_stream_ends_with_exactly_the_committed_events(
     db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
 ) -> None:
     customers = [make_user() for _ in range(3)]
+    with psycopg.connect(dsn, autocommit=True) as admin:  # each writes 40 requests
+        admin.execute("UPDATE autodoctor.settings SET max_pending_requests = 1000")
     f = follow(0)
     stop_writers = threading.Event()
 
@@ -325,7 +327,6 @@ def test_relay_announces_an_event_that_commits_after_a_later_one(
 ) -> None:
     """Out-of-order commits, 20 times: the earlier transaction's event is announced to a
     plain LISTEN client too (v0.1.0 announced 0 of 20), each event exactly once."""
-    early_customer, late_customer = make_user(), make_user()
     with db.as_service() as svc:
         svc.set_notify_mode("relay")
     try:
@@ -333,6 +334,8 @@ def test_relay_announces_an_event_that_commits_after_a_later_one(
             listener.execute("LISTEN autodoctor")
             announced: list[int] = []
             for _ in range(20):
+                # New customers each round: one may hold only a few pending requests.
+                early_customer, late_customer = make_user(), make_user()
                 with psycopg.connect(dsn) as early:
                     # The early transaction logs its event first and commits last.
                     early.execute(
