@@ -40,7 +40,9 @@ ALTER TABLE autodoctor.session_requests
 
 -- The load counter's trigger fires for whoever changes a session, Supabase Auth's role
 -- included when it deletes a user: it must not depend on that role's privileges.
-ALTER FUNCTION autodoctor._track_mechanic_load() SECURITY DEFINER;
+-- (Its search_path is already '' since change mechanic_load; said again here so that this
+-- statement is safe on its own.)
+ALTER FUNCTION autodoctor._track_mechanic_load() SECURITY DEFINER SET search_path = '';
 
 -- _erase_user: BEFORE DELETE on auth.users. Ends what the user left open, in the lock
 -- order of the package (requests, then sessions, then mechanics), logging each change as
