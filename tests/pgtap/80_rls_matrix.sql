@@ -125,7 +125,9 @@ INSERT INTO grants VALUES
     ('cancel_orphaned_sessions', 'service_role'), ('run_maintenance', 'service_role'),
     ('check_invariants', 'service_role'), ('claim_notifications', 'service_role'),
     ('complete_notification', 'service_role'), ('relay_events', 'service_role'),
-    ('set_notify_mode', 'service_role');
+    ('set_notify_mode', 'service_role'),
+    -- The Realtime switches: for the owner (the role that deployed), no API role.
+    ('enable_realtime', NULL), ('disable_realtime', NULL);
 
 -- Partitions are reached through their parent (whose policies apply), so the matrix
 -- covers the parent; that no role can read or write a partition directly is one

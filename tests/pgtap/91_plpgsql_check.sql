@@ -24,8 +24,10 @@ CREATE EXTENSION IF NOT EXISTS plpgsql_check SCHEMA extensions;
 
 -- (function name, message) pairs knowingly accepted, each with its reason.
 CREATE TEMP TABLE accepted (fn text, message text, reason text NOT NULL);
--- (None today: _maintain_partitions' VOLATILE false positive went away with its
--- set_config calls.)
+INSERT INTO accepted VALUES
+    ('autodoctor.enable_realtime', 'immutable expression without parameters found',
+     'It EXECUTEs a constant CREATE FUNCTION on purpose: the trigger function names '
+     'realtime.send, so it can exist only where Supabase Realtime''s schema does.');
 
 -- Real findings reported to the lead, not yet fixed in the SQL: excluded from the main
 -- assertion and asserted as TODO below, so the suite stays green meanwhile.
