@@ -21,7 +21,7 @@ APT_PACKAGES := postgresql-15 postgresql-client-15 postgresql-15-pgtap sqitch \
 CONTRACT_TESTS := tests/python/test_flow1.py tests/python/test_intake.py \
                   tests/python/test_state_machine.py tests/python/test_orphans.py \
                   tests/python/test_races.py tests/python/test_events.py \
-                  tests/python/test_async.py
+                  tests/python/test_async.py tests/python/test_driver_api.py
 
 # Local mode (the throwaway cluster) unless the user named a server with PGHOST. The
 # decision is exported, so that recursive makes (which inherit our PGHOST) keep it.
@@ -170,9 +170,10 @@ check: lint $(STAMPS)/squawk db-start ## lint, squawk over deploy/*.sql, catalog
 	@scripts/with-test-db.sh check pg_prove --failures --ext .sql tests/pgtap/90_lints.sql tests/pgtap/91_plpgsql_check.sql
 
 lint: $(STAMPS)/venv ## ruff and mypy --strict (package, example service)
-	@$(VENV)/bin/ruff check python tests examples scripts setup.py
-	@$(VENV)/bin/ruff format --check python tests examples scripts setup.py
+	@$(VENV)/bin/ruff check python tests examples scripts setup.py tools
+	@$(VENV)/bin/ruff format --check python tests examples scripts setup.py tools
 	@$(VENV)/bin/mypy --strict python/autodoctor_db examples/fastapi_app
+	@$(PY) tools/async_to_sync.py --check
 
 # --- benchmarks --------------------------------------------------------------------------
 

@@ -1,19 +1,32 @@
-"""The async twin of the driver: :class:`AsyncDatabase` and :class:`AsyncCaller`.
+"""The async driver: a pool of connections and one method per contract function.
 
-    db = await ad.connect_async(dsn)
-    async with db.as_user(customer_id) as u:
-        req = await u.create_session_request("video", "free")
-    async for event in db.events(after=0):
+    import autodoctor_db as ad
+
+    db = await ad.connect_async("postgresql://authenticator@127.0.0.1:5432/autodoctor")
+    async with db.as_user(customer_id) as u:  # one transaction as that user
+        req = await u.create_session_request("video", "free", notes="brakes squeal")
+    async with db.as_user(mechanic_id) as m:
+        session = await m.accept_session_request(req.id)
+    async for event in db.events(after=0):  # replays the log, then follows it live
         ...
 
-The same surface as :mod:`autodoctor_db.client`, built from the same calls
-(:mod:`autodoctor_db.calls`) and row types; only execution is awaited.
+Each ``async with`` block is one transaction on one pooled connection: the caller's role and
+JWT claims are set with ``set_config(..., is_local => true)``, as PostgREST does, so no
+session state outlives the transaction (safe behind a transaction-pooling pgbouncer; pass
+``prepare=False`` there). LISTEN runs on its own direct connection (``listen_dsn``).
+Errors are raised as :mod:`autodoctor_db.errors` classes, the psycopg error kept as
+``__cause__``.
+
+Faults: ``connect_async()`` fails fast (:class:`~autodoctor_db.errors.ConnectionFailed`) when the
+server cannot be reached; afterwards each pooled connection is checked before it is handed
+out, so a server restart or terminated backends cost the next caller a short wait, not an
+error, once the server is back.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -26,6 +39,9 @@ from psycopg.rows import class_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from . import calls, queries
+from ._common import Role as Role
+from ._common import claims_for as claims_for
+from ._common import event_from_payload as event_from_payload
 from ._connection import (
     CONNECT_TIMEOUT,
     POOL_TIMEOUT,
@@ -34,10 +50,10 @@ from ._connection import (
     listen_kwargs,
     open_pool_async,
 )
+from ._connection import KEEPALIVES as KEEPALIVES  # re-exported (older imports)
+from ._events_async import follow_events_async
 from .calls import Call, as_uuid
-from .client import Role, claims_for, event_from_payload
 from .errors import from_psycopg
-from .events import follow_events_async
 from .models import (
     Event,
     EventCursor,
@@ -58,12 +74,12 @@ from .models import (
     model_row,
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-AF = TypeVar("AF", bound=Callable[..., Awaitable[Any]])
 
 
-def maps_errors_async(method: AF) -> AF:
-    """Raise the driver's exception for every psycopg error the coroutine lets through."""
+def maps_errors_async(method: F) -> F:
+    """Raise the driver's exception for every psycopg error the async method lets through."""
 
     @functools.wraps(method)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -73,15 +89,17 @@ def maps_errors_async(method: AF) -> AF:
             raise from_psycopg(exc) from exc
 
     wrapper.__maps_errors__ = True  # type: ignore[attr-defined]
-    return cast(AF, wrapper)
+    return cast(F, wrapper)
 
 
 class AsyncCaller:
-    """The async twin of :class:`~autodoctor_db.Caller`: the same methods, awaited.
+    """The contract's async functions, called inside one transaction as one role and user.
 
-    Obtained from :meth:`AsyncDatabase.as_user` or :meth:`AsyncDatabase.as_service`;
-    valid only inside its ``async with`` block. A malformed id argument raises
-    :class:`~autodoctor_db.errors.InvalidInput` before anything is sent.
+    Obtained from :meth:`AsyncDatabase.as_user` or :meth:`AsyncDatabase.as_service`; valid only
+    inside its ``async with`` block. Every method is one round trip. A malformed id argument
+    (``request_id``, ``session_id``, ``user_id``, ``intake_id``) raises
+    :class:`~autodoctor_db.errors.InvalidInput` naming it before anything is sent: the
+    transaction is left as it was.
     """
 
     def __init__(
@@ -299,10 +317,14 @@ class AsyncCaller:
 
 
 class AsyncDatabase:
-    """An async pool of connections to a database where autodoctor-db is deployed.
+    """A pool of async connections to a database where autodoctor-db is deployed.
 
-    The async twin of :class:`~autodoctor_db.Database` (``listen_dsn`` and the LISTEN
-    connections' settings alike).
+    ``listen_dsn`` is where :meth:`events` and :meth:`notifications` LISTEN: a direct
+    server address (a transaction-pooling pgbouncer cannot carry LISTEN). It defaults to
+    the pool's own connection string. The LISTEN connections use the pool's connection
+    keyword arguments (``connect_kwargs``), with TCP keepalives and
+    ``fallback_application_name=autodoctor-db`` added: an application name set in the DSN,
+    in ``PGAPPNAME`` or in those arguments is kept.
     """
 
     def __init__(
@@ -338,6 +360,9 @@ class AsyncDatabase:
                         await conn.execute(queries.SET_CALLER, setup)
                         yield AsyncCaller(conn, uid, role)
                     return
+                # Pipelined: BEGIN and the caller's claims travel with the first query, and
+                # COMMIT is the only other round trip. A failed call rolls the transaction
+                # back, even when the caller caught its error (as COMMIT would on the server).
                 caller = AsyncCaller(conn, uid, role)
                 committed = False
                 try:
@@ -363,7 +388,14 @@ class AsyncDatabase:
     def as_user(
         self, user_id: UUID | str, *, read_only: bool = False
     ) -> AbstractAsyncContextManager[AsyncCaller]:
-        """One transaction acting as an authenticated user: see :meth:`Database.as_user`."""
+        """One transaction acting as an authenticated user (role ``authenticated``).
+
+        ``read_only=True`` makes it a READ ONLY transaction on the hot standby when the
+        database was opened with a ``read_dsn`` (dashboards: ``incoming_requests``,
+        ``my_sessions``); a write there raises :class:`~autodoctor_db.errors.ReadOnly`.
+        A malformed ``user_id`` raises :class:`~autodoctor_db.errors.InvalidInput` before
+        a connection is taken (as does a malformed id passed to any method of the caller).
+        """
         return self._as("authenticated", user_id, read_only)
 
     def as_service(self, *, read_only: bool = False) -> AbstractAsyncContextManager[AsyncCaller]:
@@ -391,7 +423,16 @@ class AsyncDatabase:
         reconnect: bool = True,
         role: str | None = "service_role",
     ) -> AsyncIterator[Event]:
-        """Replay then follow the log without gaps: see :meth:`Database.events`."""
+        """Replay ``session_events`` after ``after``, then follow the log live, without gaps.
+
+        ``after`` is an event id (0: from the start) or an :class:`EventCursor`. Events come
+        in (transaction id, event id) order, each exactly once, and only once every older
+        transaction has ended, so a transaction committing late is never skipped; a
+        long-running writing transaction delays delivery until it ends. NOTIFY only wakes
+        the reader; the log is polled every ``poll_interval`` seconds as well (and that query
+        doubles as the connection's liveness probe). A dropped connection is reopened and
+        the log re-read from the cursor. ``stop`` is checked between waits.
+        """
         return follow_events_async(
             self.listen_dsn,
             after=after,
@@ -406,7 +447,11 @@ class AsyncDatabase:
     async def notifications(
         self, *, timeout: float = 1.0, stop: Callable[[], bool] | None = None
     ) -> AsyncIterator[Event]:
-        """Each NOTIFY on channel ``autodoctor`` as it arrives (live only, no replay)."""
+        """Yield each NOTIFY on channel ``autodoctor`` as it arrives (live only, no replay).
+
+        A hint stream: payloads carry ids only, and a notification sent while nobody
+        listened is gone. Use :meth:`events` when no event may be missed.
+        """
         async with await psycopg.AsyncConnection.connect(
             self.listen_dsn, autocommit=True, **self._connect_kwargs
         ) as conn:
@@ -445,13 +490,32 @@ async def connect_async(
     wait: bool = True,
     connect_timeout: float = CONNECT_TIMEOUT,
 ) -> AsyncDatabase:
-    """Open an :class:`AsyncDatabase` on ``dsn``: see :func:`autodoctor_db.connect`.
+    """Open a :class:`AsyncDatabase` on ``dsn`` (libpq ``PG*`` variables fill the gaps).
 
-    The same parameters and behaviour: with ``wait`` (the default) it raises
-    :class:`~autodoctor_db.errors.ConnectionFailed` within ``connect_timeout`` seconds
-    when the server cannot be reached; ``check`` tests each pooled connection before
-    handing it out; ``timeout`` bounds the wait for a pooled connection; the DSN's own
-    ``application_name`` is kept unless ``application_name`` is given.
+    ``prepare=False`` turns server-side prepared statements off, as a transaction-pooling
+    pgbouncer without prepared-statement support needs; ``listen_dsn`` then names the
+    direct server address for LISTEN. ``read_dsn`` names a hot standby for
+    ``as_user(..., read_only=True)`` transactions.
+
+    - ``wait`` (default ``True``): return only once the pool holds ``min_size``
+      connections (and, with ``read_dsn``, the standby accepted one), else raise
+      :class:`~autodoctor_db.errors.ConnectionFailed` after ``connect_timeout`` seconds,
+      with libpq's reason (refused, unknown host, no such database, password...).
+      ``wait=False`` returns at once and lets the pool connect in the background: an
+      unreachable server then shows only at the first call, after ``timeout``.
+    - ``connect_timeout`` (seconds, default 5): that wait; also libpq's
+      ``connect_timeout`` of every connection attempt (whole seconds, at least 2) unless
+      the DSN or ``PGCONNECT_TIMEOUT`` sets one.
+    - ``timeout`` (seconds, default 30): how long a call waits for a pooled connection
+      before failing (psycopg_pool's ``timeout``; the error is a
+      :class:`~autodoctor_db.errors.DatabaseError`).
+    - ``check`` (default ``True``): test each pooled connection (an empty query, one
+      round trip) before handing it out, so that after a server restart or terminated
+      backends the next caller gets a working connection instead of an error, once the
+      server is back. ``check=False`` saves that round trip per transaction.
+    - ``application_name``: the name the server shows (``pg_stat_activity``) for the
+      pool's and the listeners' connections. By default the DSN's own (or
+      ``PGAPPNAME``'s) is kept, and ``autodoctor-db`` is only libpq's fallback.
     """
     kwargs = connection_kwargs(
         dsn, application_name=application_name, connect_timeout=connect_timeout, prepare=prepare
