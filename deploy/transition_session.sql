@@ -2,6 +2,7 @@
 -- requires: session_fsm
 -- requires: session_events
 -- requires: helpers
+-- requires: transition_session@v0.1.0
 
 BEGIN;
 
@@ -79,7 +80,9 @@ BEGIN
                 || 'waiting->live|cancelled, live->completed|cancelled.';
     END IF;
 
-    v_is_mechanic := v_session.mechanic_id = v_uid;
+    -- coalesce: a session without a mechanic (an orphan) has no mechanic's moves, and a
+    -- NULL here would let its customer past the check below.
+    v_is_mechanic := coalesce(v_session.mechanic_id = v_uid, false);
     IF NOT (
         (v_is_mechanic AND transition_session.to_status IN ('scheduled', 'waiting', 'live', 'completed'))
         OR (v_session.customer_user_id = v_uid AND transition_session.to_status = 'cancelled'

@@ -283,8 +283,6 @@ SELECT pg_temp.new_orphan('s_orphan2', 'alice');
 SELECT pg_temp.new_orphan('s_orphan_live', 'alice', p_status => 'live');
 CREATE TEMP TABLE before_orphan AS SELECT pg_temp.footprint() AS footprint;
 SELECT pg_temp.login('alice');
-SELECT todo('transition_session lets a customer move their own orphan on: NULL mechanic_id '
-            'makes the not_your_transition check NULL (see the helper''s report)', 5);
 SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.transition_session(pg_temp.id('s_orphan2'), 'waiting')$$,
     '42501', 'not_your_transition',
