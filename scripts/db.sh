@@ -10,11 +10,16 @@
 # runs it can reach the checkout, else in a per-checkout folder under /tmp. As root it is
 # run as the `postgres` OS user (PostgreSQL refuses to run as root). It listens on
 # 127.0.0.1 only, on a port derived from the checkout's path (override: AUTODOCTOR_PORT),
-# with pg_cron preloaded. Every step is idempotent.
+# with pg_cron preloaded. Every step is idempotent. The cluster, its pgbouncer and its
+# replica are made, started and stopped by scripts/cluster.sh, as every throwaway cluster
+# of the project is; this script adds the checkout's ports and folders, the databases,
+# pg_cron and the API roles.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+# shellcheck source=scripts/cluster.sh
+. "$ROOT/scripts/cluster.sh"
 HASH=$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)
 PORT=${AUTODOCTOR_PORT:-$((54000 + HASH % 900))}
 DBNAME=${AUTODOCTOR_DBNAME:-autodoctor}
@@ -22,13 +27,7 @@ DBNAME=${AUTODOCTOR_DBNAME:-autodoctor}
 # creates, deploys and drops it), so that no test ever writes into the demo's database.
 CRON_DB=autodoctor_cron_test
 
-if [ "$(id -u)" = 0 ]; then
-    RUN_AS=postgres
-    as_owner() { runuser -u postgres -- "$@"; }
-else
-    RUN_AS=$(id -un)
-    as_owner() { "$@"; }
-fi
+RUN_AS=$CLUSTER_OWNER  # as_owner: from scripts/cluster.sh
 
 # Where the cluster's files go: the checkout when the owner can enter it, else /tmp.
 if as_owner test -x "$ROOT" -a -r "$ROOT" 2>/dev/null && { [ "$RUN_AS" != postgres ] || runuser -u postgres -- test -x "$ROOT"; }; then
@@ -47,20 +46,14 @@ REPLICA_LOG="$BASE/replica.log"
 
 psql_admin() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres "$@"; }
 
-is_running() { [ -f "$DATA/postmaster.pid" ] && as_owner "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
+is_running() { cluster_running "$DATA"; }
 
 init() {
     [ -f "$DATA/PG_VERSION" ] && return 0
     echo "db: creating a throwaway cluster in $BASE (port $PORT, run by $RUN_AS)"
-    mkdir -p "$BASE"
-    [ "$RUN_AS" = postgres ] && [ "$(id -u)" = 0 ] && chown postgres: "$BASE"
-    as_owner "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$BASE/initdb.log" 2>&1 \
-        || { cat "$BASE/initdb.log" >&2; exit 1; }
-    as_owner tee -a "$DATA/postgresql.conf" >/dev/null <<CONF
+    cluster_own_dir "$BASE"
+    cluster_init "$DATA" "$PORT" "$BASE/initdb.log" <<CONF
 # --- autodoctor-db throwaway cluster ---
-listen_addresses = '127.0.0.1'
-port = $PORT
-unix_socket_directories = ''
 max_connections = 300
 shared_buffers = 256MB
 shared_preload_libraries = 'pg_cron'
@@ -76,8 +69,7 @@ start() {
     init
     local started=
     if ! is_running; then
-        as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null \
-            || { tail -n 30 "$LOG" >&2; exit 1; }
+        cluster_start "$DATA" "$LOG"
         started=1
     fi
     if ! psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DBNAME'" | grep -q 1; then
@@ -92,7 +84,7 @@ start() {
         sleep 2  # a launcher waiting for its new database connects within a second
         if [ "$(psql_admin -d postgres -tAc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_cron launcher'")" = 0 ]; then
             echo "db: pg_cron's launcher is not running: restarting the cluster"
-            as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 restart >/dev/null
+            cluster_restart "$DATA" "$LOG"
         fi
     fi
     # Marks the demo's database as throwaway: `autodoctor-db demo` writes fake users and
@@ -101,7 +93,7 @@ start() {
     # Clusters made before pg_cron served the test database: point it there (a restart).
     if [ "$(psql_admin -d postgres -tAc "SHOW cron.database_name")" != "$CRON_DB" ]; then
         psql_admin -d postgres -c "ALTER SYSTEM SET cron.database_name = '$CRON_DB'"
-        as_owner "$PGBIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 restart >/dev/null
+        cluster_restart "$DATA" "$LOG"
     fi
     # The API roles as a Supabase project has them before the package arrives (so the
     # package's deploys and reverts in this cluster's databases never create or drop
@@ -124,42 +116,20 @@ start() {
 
 stop() {
     if is_running; then
-        as_owner "$PGBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
+        cluster_stop "$DATA" fast
         echo "db: stopped"
     fi
 }
 
-pooler_running() { [ -f "$POOLER_DIR/pgbouncer.pid" ] && kill -0 "$(cat "$POOLER_DIR/pgbouncer.pid")" 2>/dev/null; }
+pooler_running() { cluster_pooler_running "$POOLER_DIR"; }
 
 # The pgbouncer configuration, for files in directory $1: transaction pooling in front of
-# the cluster's every database, a pool of POOLER_SIZE server connections. The benchmark
-# (bench/harness.py) starts its pgbouncer from this too (`db.sh pooler-config DIR`).
-pooler_config() {
-    cat <<INI
-[databases]
-* = host=127.0.0.1 port=$PORT
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $POOLER_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $1/userlist.txt
-admin_users = postgres
-pool_mode = transaction
-default_pool_size = $POOLER_SIZE
-min_pool_size = 0
-reserve_pool_size = 0
-max_client_conn = 2000
-logfile = $1/pgbouncer.log
-pidfile = $1/pgbouncer.pid
-log_connections = 0
-log_disconnections = 0
-INI
-}
+# the cluster's every database, a pool of POOLER_SIZE server connections (scripts/cluster.sh
+# writes it; the benchmark's pgbouncer is started from there too).
+pooler_config() { cluster_pooler_config "$1" "$PORT" "$POOLER_PORT" "$POOLER_SIZE"; }
 
 # Who may log in through pgbouncer (auth_type = trust still needs the names).
-pooler_users() { printf '"postgres" ""\n"authenticator" ""\n'; }
+pooler_users() { cluster_pooler_users; }
 
 # pgbouncer in transaction-pooling mode in front of the cluster, on its own port, as the
 # cluster's OS user: every database of the cluster, a pool of ~2x cores server connections.
@@ -167,28 +137,18 @@ pooler_start() {
     start
     if pooler_running; then return 0; fi
     command -v pgbouncer >/dev/null || { echo "db: pgbouncer is not installed (apt-get install pgbouncer)" >&2; exit 1; }
-    mkdir -p "$POOLER_DIR"
-    [ "$RUN_AS" = postgres ] && [ "$(id -u)" = 0 ] && chown postgres: "$POOLER_DIR"
-    pooler_config "$POOLER_DIR" | as_owner tee "$POOLER_DIR/pgbouncer.ini" >/dev/null
-    pooler_users | as_owner tee "$POOLER_DIR/userlist.txt" >/dev/null
-    as_owner pgbouncer -d -q "$POOLER_DIR/pgbouncer.ini" \
-        || { tail -n 20 "$POOLER_DIR/pgbouncer.log" >&2; exit 1; }
-    for _ in $(seq 50); do
-        "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$POOLER_PORT" && break
-        sleep 0.1
-    done
+    cluster_pooler_start "$POOLER_DIR" "$PORT" "$POOLER_PORT" "$POOLER_SIZE"
     echo "db: pgbouncer (transaction pooling, $POOLER_SIZE server connections) on 127.0.0.1:$POOLER_PORT"
 }
 
 pooler_stop() {
     if pooler_running; then
-        kill "$(cat "$POOLER_DIR/pgbouncer.pid")"
-        for _ in $(seq 50); do pooler_running || break; sleep 0.1; done
+        cluster_pooler_stop "$POOLER_DIR"
         echo "db: pgbouncer stopped"
     fi
 }
 
-replica_running() { [ -f "$REPLICA_DATA/postmaster.pid" ] && as_owner "$PGBIN/pg_ctl" -D "$REPLICA_DATA" status >/dev/null 2>&1; }
+replica_running() { cluster_running "$REPLICA_DATA"; }
 
 # A streaming hot standby of the cluster: pg_basebackup with a replication slot, its own
 # port, hot_standby on. Read-only: a write there fails with 25006.
@@ -197,26 +157,15 @@ replica_start() {
     if replica_running; then return 0; fi
     if [ ! -f "$REPLICA_DATA/PG_VERSION" ]; then
         echo "db: creating a streaming replica in $REPLICA_DATA (port $REPLICA_PORT)"
-        psql_admin -d postgres -c "SELECT pg_drop_replication_slot('autodoctor_replica')
-                                    WHERE EXISTS (SELECT 1 FROM pg_replication_slots
-                                                  WHERE slot_name = 'autodoctor_replica')" >/dev/null
-        as_owner "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres -D "$REPLICA_DATA" \
-            -R -C -S autodoctor_replica -X stream -c fast >/dev/null
-        as_owner tee -a "$REPLICA_DATA/postgresql.conf" >/dev/null <<CONF
-# --- autodoctor-db streaming replica ---
-port = $REPLICA_PORT
-hot_standby = on
-shared_preload_libraries = ''
-CONF
+        cluster_standby_create "$PORT" "$REPLICA_DATA" "$REPLICA_PORT" autodoctor_replica
     fi
-    as_owner "$PGBIN/pg_ctl" -D "$REPLICA_DATA" -l "$REPLICA_LOG" -w -t 60 start >/dev/null \
-        || { tail -n 30 "$REPLICA_LOG" >&2; exit 1; }
+    cluster_start "$REPLICA_DATA" "$REPLICA_LOG"
     echo "db: hot standby on 127.0.0.1:$REPLICA_PORT"
 }
 
 replica_stop() {
     if replica_running; then
-        as_owner "$PGBIN/pg_ctl" -D "$REPLICA_DATA" -m fast -w stop >/dev/null
+        cluster_stop "$REPLICA_DATA" fast
         echo "db: replica stopped"
     fi
 }

@@ -753,8 +753,21 @@ def _as_owner(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv] if os.getuid() == 0 else argv
 
 
+CLUSTER_SH = ROOT / "scripts" / "cluster.sh"
+
+
+def _cluster(*args: str) -> None:
+    """scripts/cluster.sh: the project's one way to make, start and stop a throwaway cluster."""
+    proc = subprocess.run(
+        [str(CLUSTER_SH), *args], capture_output=True, text=True, timeout=180, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"scripts/cluster.sh {' '.join(args)}: {proc.stdout}{proc.stderr}")
+
+
 class PrivateCluster(Server):
-    """A cluster of our own in a temporary directory, on a free port (trust auth)."""
+    """A cluster of our own in a temporary directory, on a free port (trust auth), made and
+    started by scripts/cluster.sh (as the postgres OS user when root)."""
 
     def __init__(self, *, postgres_binary: Path | None = None, conf: str = "") -> None:
         if not (PGBIN / "initdb").exists():
@@ -762,50 +775,33 @@ class PrivateCluster(Server):
         if os.getuid() == 0 and shutil.which("runuser") is None:
             pytest.skip("running as root without runuser: cannot start a cluster")
         self.base = Path(tempfile.mkdtemp(prefix="autodoctor-mig-"))
-        if os.getuid() == 0:
-            shutil.chown(self.base, "postgres")
         super().__init__(host="127.0.0.1", port=_free_port(), user="postgres")
-        data = self.base / "data"
-        subprocess.run(
-            _as_owner(
-                [
-                    str(PGBIN / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--locale=C.UTF-8",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-        )
-        with open(data / "postgresql.conf", "a") as f:
-            f.write(
-                f"listen_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories"
-                f" = ''\n"
-                f"max_connections = 40\nfsync = off\n{conf}\n"
-            )
+        base = str(self.base)
+        settings = f"max_connections = 40\nfsync = off\n{conf}"
+        _cluster("init", "--dir", base, "--port", str(self.port), "--conf", settings)
+        # pg_ctl of this cluster, for the tests that stop, start or restart it themselves.
         self.pg_ctl = [
             str(PGBIN / "pg_ctl"),
             "-D",
-            str(data),
+            str(self.base / "data"),
             "-l",
-            str(self.base / "log"),
+            str(self.base / "postgresql.log"),
             "-w",
             "-t",
             "60",
         ]
+        start = ["start", "--dir", base]
         if postgres_binary is not None:
             self.pg_ctl += ["-p", str(postgres_binary)]
-        subprocess.run(_as_owner([*self.pg_ctl, "start"]), check=True, capture_output=True)
+            start += ["--postgres", str(postgres_binary)]
+        _cluster(*start)
 
     def stop(self) -> None:
         subprocess.run(
-            _as_owner([*self.pg_ctl, "-m", "immediate", "stop"]), capture_output=True, check=False
+            [str(CLUSTER_SH), "destroy", "--dir", str(self.base), "--mode", "immediate"],
+            capture_output=True,
+            check=False,
+            timeout=180,
         )
         shutil.rmtree(self.base, ignore_errors=True)
 

@@ -1,0 +1,89 @@
+"""The benchmark cluster's pgbouncer and streaming standby, made, started and stopped by
+scripts/cluster.sh: the same helper as scripts/db.sh (`make db-pooler`, `make db-replica`)
+and bench/run (the cluster itself). Files go under the cluster's folder (``--base``):
+pgbouncer/, standby/ and standby.log."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .runner import Harness
+
+SLOT = "bench_standby"
+
+
+def script(h: Harness, command: str, *args: str | int) -> list[str]:
+    """A scripts/cluster.sh command line for this run's cluster folder."""
+    base = ["--dir", str(h.args.base)]
+    return [str(h.root / "scripts" / "cluster.sh"), command, *base, *(str(a) for a in args)]
+
+
+def free_port(start: int) -> int:
+    """The first port from ``start`` that 127.0.0.1 can bind: nothing listens on it, and no
+    connection uses it as its local end (an ephemeral port of some client)."""
+    for port in range(start, start + 100):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}..{start + 99}")
+
+
+@contextlib.contextmanager
+def pgbouncer(h: Harness, pool_size: int) -> Iterator[int]:
+    """pgbouncer in transaction pooling in front of the bench cluster, configured exactly
+    as for `make db-pooler` (scripts/cluster.sh pooler-start); stopped afterwards."""
+    if not shutil.which("pgbouncer"):
+        raise RuntimeError("pgbouncer is not installed (make deps installs it)")
+    port = free_port(h.port + 1000)
+    start = script(h, "pooler-start", "--port", h.port, "--pooler-port", port,
+                   "--pool-size", pool_size)  # fmt: skip
+    try:
+        h.run_cmd(start, timeout=60)
+        yield port
+    finally:
+        with contextlib.suppress(Exception):
+            subprocess.run(script(h, "pooler-stop"), capture_output=True, timeout=30)
+
+
+def pgbouncer_cpu_s(h: Harness) -> float:
+    """CPU seconds (user + system) the running pgbouncer has used so far; 0 if unknown."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        pid = int((Path(h.args.base) / "pgbouncer" / "pgbouncer.pid").read_text().strip())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+@contextlib.contextmanager
+def standby(h: Harness) -> Iterator[dict[str, Any]]:
+    """A streaming hot standby of the bench cluster, made as `make db-replica` makes one
+    (scripts/cluster.sh: pg_basebackup with a replication slot, hot_standby on); stopped
+    and removed afterwards. Yields its port, the base backup's duration, and ``stop`` and
+    ``start`` command lines (the section stops it and times its catch-up)."""
+    port = free_port(h.port + 2000)
+    logf = Path(h.args.base) / "standby.log"
+    try:
+        t0 = time.monotonic()
+        h.run_cmd(script(h, "standby-create", "--port", h.port, "--standby-port", port,
+                         "--slot", SLOT), timeout=1800)  # fmt: skip
+        info: dict[str, Any] = {"port": port, "basebackup_s": time.monotonic() - t0}
+        info["start"] = script(h, "standby-start", "--log", logf, "--timeout", 120)
+        info["stop"] = script(h, "standby-stop", "--mode", "fast")
+        h.run_cmd(info["start"], timeout=180)
+        yield info
+    finally:
+        with contextlib.suppress(Exception):
+            subprocess.run(script(h, "standby-remove", "--port", h.port, "--slot", SLOT),
+                           capture_output=True, timeout=120)  # fmt: skip

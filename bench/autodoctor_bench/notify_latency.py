@@ -1,0 +1,118 @@
+"""Section ``notify`` (item 8): commit-to-listener latency of probe accepts under an accept load,
+for every delivery mode."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from .config import DEFAULT_MODE, DELIVERY_MODES
+from .stats import fmt, fspread, log, med, ms
+
+if TYPE_CHECKING:
+    from .runner import Harness
+
+
+def measure(h: Harness) -> dict[str, Any]:
+    """Item 8 and the NOTIFY lock: commit-to-listener latency of probe accepts under an
+    8-client pgbench accept load, for every delivery mode, with a listener attached."""
+    p = h.prof
+    runs: dict[str, list[dict[str, Any]]] = {m.name: [] for m in DELIVERY_MODES}
+    for rep in range(p.reps):
+        for mode in DELIVERY_MODES:
+            h.set_mode(mode.name)
+            probes = int(p.notify_seconds / p.notify_interval_s) + 100
+            probe_base = h.ensure_pool(probes)
+            h.consumed(probe_base + probes)
+            pg_base = h.ensure_pool(h.estimate("accept", p.notify_seconds, 8))
+            since = h.now()
+            h.checkpoint()
+            tag = f"r{rep}-notify-{mode.name}"
+            with h.relay(mode.name):
+                cmd = h.pgbench_cmd(
+                    tag,
+                    "bench",
+                    8,
+                    p.notify_seconds,
+                    script="accept.sql",
+                    user="authenticator",
+                    defines={
+                        "base": pg_base,
+                        "nc": 8,
+                        "k": 0,
+                        "nmech": p.mechanics,
+                        "ncust": p.customers,
+                    },
+                )
+                bg = subprocess.Popen(
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+                try:
+                    lat = h.loadgen(
+                        {
+                            "workload": "notify_latency",
+                            "base": probe_base,
+                            "seconds": p.notify_seconds,
+                            "grace": 2.0,
+                            "interval_s": p.notify_interval_s,
+                        }
+                    )
+                finally:
+                    out, err = bg.communicate(timeout=p.notify_seconds + 120)
+            pg = h.pgbench_result(tag, None, out, err, bg.returncode)
+            h.consumed(pg_base + 8 * (pg["max_k"] + 1))
+            h.set_mode(DEFAULT_MODE)
+            h.cleanup_sessions(since)
+            entry = {
+                "pgbench": pg,
+                "latency": lat if mode.delivers else None,
+                "listener_notifications": lat["notifications"],
+            }
+            runs[mode.name].append(entry)
+            log(
+                f"  notify rep {rep + 1} {mode.name}: {pg['tps']:.0f} tps with a listener; "
+                + (
+                    f"latency p50 {ms(lat.get('p50_ms'))} ms p99 {ms(lat.get('p99_ms'))} ms, "
+                    f"missed {lat['missed']}/{lat['probes']}"
+                    if mode.delivers
+                    else "no delivery"
+                )
+            )
+    return {"runs": runs, "modes": [asdict(m) for m in DELIVERY_MODES]}
+
+
+def render(rep: Harness) -> str:
+    if (msg := rep.missing("notify")) is not None:
+        return msg
+    n = rep.s["notify"]
+    lines = [
+        "8 pgbench clients accepting (accept.sql) while a 9th client accepts every "
+        f"{rep.r['profile']['notify_interval_s'] * 1000:.0f} ms and notes when its COMMIT "
+        "returned; a listener "
+        "(own autocommit connection, LISTEN autodoctor) notes when each of those events is "
+        "announced. "
+        "Latency = announced \u2212 commit returned (same monotonic clock).",
+        "",
+        "| delivery mode | accept tps @8 with a listener (median) | spread | latency p50 ms | p99 "
+        "ms | p99 spread | missed |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode in n["modes"]:
+        rs = n["runs"][mode["name"]]
+        tps = [r["pgbench"]["tps"] for r in rs]
+        if mode["delivers"]:
+            p50 = med([r["latency"]["p50_ms"] for r in rs])
+            p99s = [r["latency"]["p99_ms"] for r in rs]
+            missed = (
+                f"{sum(r['latency']['missed'] for r in rs)} / "
+                f"{sum(r['latency']['probes'] for r in rs)}"
+            )
+            lines.append(
+                f"| {mode['title']} | {fmt(med(tps))} | {fspread(tps)} | {fmt(p50, 2)} | "
+                f"{fmt(med(p99s), 2)} | "
+                f"{fspread(p99s, 2)} | {missed} |"
+            )
+        else:
+            lines.append(f"| {mode['title']} | {fmt(med(tps))} | {fspread(tps)} | — | — | — | — |")
+    return "\n".join(lines)
