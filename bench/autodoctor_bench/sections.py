@@ -16,6 +16,7 @@ from . import (
     peer,
     pooler,
     profiles,
+    realtime_cost,
     standby,
 )
 
@@ -43,6 +44,7 @@ SECTIONS: dict[str, Callable[[Harness], dict[str, Any]]] = {
     "python": driver.measure,
     "contention": contention.measure,
     "notify": notify_latency.measure,
+    "realtime": realtime_cost.measure,
     "dispatch": orphan_dispatch.measure,
     "peer": peer.measure,
     "scale": measure_scale,
@@ -60,6 +62,7 @@ RENDERERS: list[tuple[str, Callable[[Report], str]]] = [
     ("orphan_dispatch", orphan_dispatch.render),
     ("notify_latency", notify_latency.render),
     ("notify_lock", accept_throughput.render_notify_lock),
+    ("realtime_cost", realtime_cost.render),
     ("driver_overhead", driver.render_overhead),
     ("peer", peer.render),
     ("beyond_one_server", render_scale),
