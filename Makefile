@@ -170,8 +170,8 @@ check: lint $(STAMPS)/squawk db-start ## lint, squawk over deploy/*.sql, catalog
 	@scripts/with-test-db.sh check pg_prove --failures --ext .sql tests/pgtap/90_lints.sql tests/pgtap/91_plpgsql_check.sql
 
 lint: $(STAMPS)/venv ## ruff and mypy --strict (package, example service)
-	@$(VENV)/bin/ruff check python tests examples scripts setup.py tools
-	@$(VENV)/bin/ruff format --check python tests examples scripts setup.py tools
+	@$(VENV)/bin/ruff check python tests examples scripts setup.py tools bench
+	@$(VENV)/bin/ruff format --check python tests examples scripts setup.py tools bench
 	@$(VENV)/bin/mypy --strict python/autodoctor_db examples/fastapi_app
 	@$(PY) tools/async_to_sync.py --check
 
