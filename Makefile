@@ -16,7 +16,8 @@ PYTHON  ?= python3
 
 APT_PACKAGES := postgresql-15 postgresql-client-15 postgresql-15-pgtap sqitch \
                 libtap-parser-sourcehandler-pgtap-perl postgresql-15-postgis-3 \
-                postgresql-15-cron postgresql-15-plpgsql-check pgbouncer
+                postgresql-15-cron postgresql-15-plpgsql-check pgbouncer \
+                chromium fonts-dejavu-core
 
 CONTRACT_TESTS := tests/python/test_flow1.py tests/python/test_intake.py \
                   tests/python/test_state_machine.py tests/python/test_orphans.py \
@@ -45,7 +46,7 @@ export PGUSER ?= $(shell id -un)
 export PGPORT ?= 5432
 
 .PHONY: help deps db-start db-stop db-status db-wipe db-pooler db-replica deploy revert redeploy psql bench bench-quick \
-        test check pgtap pytest lint demo clean
+        test check pgtap pytest lint demo dashboard clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -189,6 +190,12 @@ bench-quick: $(STAMPS)/apt $(STAMPS)/venv ## the benchmark harness end to end on
 # unless you pass DEMO_ARGS=--yes with your own PGHOST.
 demo: deploy $(STAMPS)/venv ## a scripted scenario: three mechanics race for one request
 	@$(VENV)/bin/autodoctor-db demo $(DEMO_ARGS)
+
+# The reference dashboard (examples/fastapi_app/dashboard.py) on the demo's data, seeded
+# once; its sign-in is a development picker: a throwaway database only, unless you pass
+# DASHBOARD_ARGS=--yes with your own PGHOST. DASHBOARD_PORT picks the port (8765).
+dashboard: deploy $(STAMPS)/venv ## the web dashboard on the demo's data, at http://127.0.0.1:8765/
+	@$(PY) -m examples.fastapi_app.serve_dashboard $(DASHBOARD_ARGS)
 
 clean: ## remove the virtualenv and stamps (not the cluster: see db-wipe)
 	rm -rf $(VENV) $(STAMPS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The example FastAPI service (``app``) and its reference dashboard (``dashboard``)."""
