@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # autodoctor_bench, loadgen
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # autodoctor_bench, workloads
 
 from autodoctor_bench.cli import main
 

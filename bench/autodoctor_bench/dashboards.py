@@ -8,8 +8,8 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
-import loadgen
 import psycopg
+import workloads
 
 from .config import DIAG_SETTINGS, DIAG_VIEW, GOAL_DASHBOARD_P99_MS
 from .stats import block, fmt, fspread, med
@@ -33,14 +33,14 @@ def measure(h: Harness) -> dict[str, Any]:
     views = {
         "incoming_requests": (
             incoming_sql,
-            lambda: loadgen.uid("mech", rng.randrange(p.mechanics)),
+            lambda: workloads.uid("mech", rng.randrange(p.mechanics)),
         ),
         "my_sessions": (
             my_sql,
             lambda: (
-                loadgen.uid("mech", rng.randrange(p.mechanics))
+                workloads.uid("mech", rng.randrange(p.mechanics))
                 if rng.random() < 0.5
-                else loadgen.uid("cust", rng.randrange(p.customers))
+                else workloads.uid("cust", rng.randrange(p.customers))
             ),
         ),
         # Diagnostic, not a goal: the same query with JIT off and the plan pushed onto the
@@ -48,7 +48,7 @@ def measure(h: Harness) -> dict[str, Any]:
         # (its own query text, so it gets its own prepared statement and plan)
         DIAG_VIEW: (
             DIAG_SETTINGS + "/* diagnostic */ " + incoming_sql,
-            lambda: loadgen.uid("mech", rng.randrange(p.mechanics)),
+            lambda: workloads.uid("mech", rng.randrange(p.mechanics)),
         ),
     }
     reps: dict[str, list[dict[str, Any]]] = {name: [] for name in views}
@@ -58,7 +58,8 @@ def measure(h: Harness) -> dict[str, Any]:
         def one(query: str, user: Any) -> tuple[float, int]:
             with conn.transaction():
                 conn.execute(
-                    loadgen.SET_CALLER, {"role": "authenticated", "claims": loadgen.claims(user)}
+                    workloads.SET_CALLER,
+                    {"role": "authenticated", "claims": workloads.claims(user)},
                 )
                 if query.startswith(DIAG_SETTINGS):
                     for setting in DIAG_SETTINGS.split(";")[:-1]:
@@ -84,13 +85,13 @@ def measure(h: Harness) -> dict[str, Any]:
                     elapsed, nrows = one(query, pick())
                     lat.append(elapsed)
                     rows_seen[name].append(nrows)
-                reps[name].append({**loadgen.summary(lat), "queries": len(lat)})
+                reps[name].append({**workloads.summary(lat), "queries": len(lat)})
         plans = {}
         for name, (query, _) in views.items():
-            who = loadgen.uid("mech", 0)
+            who = workloads.uid("mech", 0)
             with conn.transaction():
                 conn.execute(
-                    loadgen.SET_CALLER, {"role": "authenticated", "claims": loadgen.claims(who)}
+                    workloads.SET_CALLER, {"role": "authenticated", "claims": workloads.claims(who)}
                 )
                 if query.startswith(DIAG_SETTINGS):
                     for setting in DIAG_SETTINGS.split(";")[:-1]:

@@ -35,8 +35,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import loadgen
 import psycopg
+import workloads
 
 from . import dataset, report, sections
 from .config import BENCH, DEFAULT_MODE, Profile, mode_by_name
@@ -299,8 +299,8 @@ class Harness:
                     if parts[2].isdigit():
                         lat.append(int(parts[2]) / 1000.0)
         lat.sort()
-        res["p50_ms"] = loadgen.percentile(lat, 50)
-        res["p99_ms"] = loadgen.percentile(lat, 99)
+        res["p50_ms"] = workloads.percentile(lat, 50)
+        res["p99_ms"] = workloads.percentile(lat, 99)
         res["mean_ms"] = statistics.fmean(lat) if lat else None
         res["max_k"] = max(max_tx.values()) if max_tx else 0
         if returncode != 0 or res["tps"] is None:
