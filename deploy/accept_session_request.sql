@@ -5,6 +5,8 @@
 -- requires: helpers
 -- requires: mechanic_load
 -- requires: session_fsm
+-- requires: accept_session_request@v0.1.0
+-- requires: mechanic_guards
 
 BEGIN;
 
@@ -32,16 +34,7 @@ DECLARE
     v_session autodoctor.sessions;
     v_new_session_id uuid := gen_random_uuid();
 BEGIN
-    SELECT * INTO v_mechanic
-      FROM autodoctor.mechanics m
-     WHERE m.user_id = v_uid;
-    IF NOT FOUND OR NOT v_mechanic.active THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '42501',
-            MESSAGE = 'only an active mechanic can accept a session request',
-            DETAIL = 'not_mechanic',
-            HINT = 'Mechanics are registered by the service with register_mechanic.';
-    END IF;
+    v_mechanic := autodoctor._require_mechanic(v_uid, 'can accept a session request');
 
     UPDATE autodoctor.session_requests r
        SET status = 'accepted',
@@ -76,11 +69,10 @@ BEGIN
                 MESSAGE = 'a mechanic cannot accept their own request',
                 DETAIL = 'own_request';
         ELSIF NOT (v_request.session_type = ANY (v_mechanic.expertise)) THEN
-            RAISE EXCEPTION USING
-                ERRCODE = '42501',
-                MESSAGE = format('this mechanic does not take %s sessions', v_request.session_type),
-                DETAIL = 'not_qualified',
-                HINT = 'Only mechanics whose expertise covers the session type can accept it.';
+            -- Not qualified (the shared guard raises not_qualified with its HINT).
+            PERFORM autodoctor._require_can_serve(v_mechanic, v_request.session_type,
+                                                  v_request.market, v_request.location,
+                                                  'session request');
         ELSIF v_request.status = 'expired'
               OR (v_request.status = 'pending' AND v_request.expires_at <= now()) THEN
             RAISE EXCEPTION USING
@@ -88,19 +80,19 @@ BEGIN
                 MESSAGE = 'session request has expired',
                 DETAIL = 'request_expired',
                 HINT = 'The customer can create a new request.';
-        ELSIF v_request.status <> 'pending' THEN
-            RAISE EXCEPTION USING
-                ERRCODE = 'PT409',
-                MESSAGE = 'session request is no longer pending',
-                DETAIL = 'request_not_pending',
-                HINT = 'Refresh the incoming requests; another mechanic may have accepted it.';
-        ELSE
-            RAISE EXCEPTION USING
-                ERRCODE = '42501',
-                MESSAGE = 'session request is outside this mechanic''s service area',
-                DETAIL = 'out_of_service_area',
-                HINT = 'Widen the service radius or update the location with set_mechanic_availability.';
+        ELSIF v_request.status = 'pending' THEN
+            -- Pending, unexpired, not theirs, and the mechanic is qualified: the market or
+            -- the radius failed (the shared guard raises out_of_service_area).
+            PERFORM autodoctor._require_can_serve(v_mechanic, v_request.session_type,
+                                                  v_request.market, v_request.location,
+                                                  'session request');
         END IF;
+        -- No longer pending (or it changed between the UPDATE and the read above).
+        RAISE EXCEPTION USING
+            ERRCODE = 'PT409',
+            MESSAGE = 'session request is no longer pending',
+            DETAIL = 'request_not_pending',
+            HINT = 'Refresh the incoming requests; another mechanic may have accepted it.';
     END IF;
 
     IF v_request.session_id = v_new_session_id THEN

@@ -2,6 +2,7 @@
 -- requires: claim_orphaned_session@v0.1.0
 -- requires: orphan_dispatch
 -- requires: helpers
+-- requires: mechanic_guards
 
 BEGIN;
 
@@ -26,14 +27,7 @@ DECLARE
     v_session autodoctor.sessions;
     v_location autodoctor.intakes.location%TYPE;
 BEGIN
-    SELECT * INTO v_mechanic FROM autodoctor.mechanics m WHERE m.user_id = v_uid;
-    IF NOT FOUND OR NOT v_mechanic.active THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '42501',
-            MESSAGE = 'only an active mechanic can claim a session',
-            DETAIL = 'not_mechanic',
-            HINT = 'Mechanics are registered by the service with register_mechanic.';
-    END IF;
+    v_mechanic := autodoctor._require_mechanic(v_uid, 'can claim a session');
 
     SELECT r.id INTO v_request_id
       FROM autodoctor.session_requests r
@@ -92,21 +86,11 @@ BEGIN
             MESSAGE = 'a mechanic cannot claim their own session',
             DETAIL = 'own_request';
     END IF;
-    IF NOT (v_session.type = ANY (v_mechanic.expertise)) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '42501',
-            MESSAGE = format('this mechanic does not take %s sessions', v_session.type),
-            DETAIL = 'not_qualified';
-    END IF;
+    -- The shared guard: not_qualified, then out_of_service_area (the orphan's intake
+    -- location), with the same HINTs as accept_session_request.
     SELECT i.location INTO v_location FROM autodoctor.intakes i WHERE i.id = v_session.intake_id;
-    IF v_session.market <> v_mechanic.market OR (v_location IS NOT NULL AND v_mechanic.location IS NOT NULL
-       AND NOT autodoctor._within(v_location, v_mechanic.location,
-                                  (v_mechanic.service_radius_km * 1000)::double precision)) THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '42501',
-            MESSAGE = 'session is outside this mechanic''s service area',
-            DETAIL = 'out_of_service_area';
-    END IF;
+    PERFORM autodoctor._require_can_serve(v_mechanic, v_session.type, v_session.market,
+                                          v_location, 'session');
 
     v_session := autodoctor._assign_orphan(v_session.id, v_uid, v_request_id, 'claim', v_uid);
     RETURN v_session;

@@ -1,6 +1,8 @@
 -- Deploy autodoctor:set_mechanic_availability to pg
 -- requires: mechanics
 -- requires: helpers
+-- requires: set_mechanic_availability@v0.1.0
+-- requires: mechanic_guards
 
 BEGIN;
 
@@ -30,19 +32,19 @@ BEGIN
             MESSAGE = 'online must be true or false',
             DETAIL = 'invalid_online';
     END IF;
-    UPDATE autodoctor.mechanics m
-       SET online = set_mechanic_availability.online,
-           location = coalesce(v_location, m.location),
-           updated_at = now()
-     WHERE m.user_id = v_uid AND m.active
-    RETURNING * INTO v_mechanic;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING
-            ERRCODE = '42501',
-            MESSAGE = 'only an active mechanic has an availability',
-            DETAIL = 'not_mechanic',
-            HINT = 'Mechanics are registered by the service with register_mechanic.';
-    END IF;
+    -- The shared guard refuses a user who is not an active mechanic (not_mechanic). The
+    -- UPDATE checks `active` again on the row it writes: a mechanic deactivated in
+    -- between is refused by the guard on the next turn, never updated.
+    LOOP
+        v_mechanic := autodoctor._require_mechanic(v_uid, 'has an availability');
+        UPDATE autodoctor.mechanics m
+           SET online = set_mechanic_availability.online,
+               location = coalesce(v_location, m.location),
+               updated_at = now()
+         WHERE m.user_id = v_uid AND m.active
+        RETURNING * INTO v_mechanic;
+        EXIT WHEN FOUND;
+    END LOOP;
     RETURN v_mechanic;
 END
 $$;

@@ -1,13 +1,17 @@
 """Exceptions raised by the driver: one per contract failure.
 
-Every error raised by an ``autodoctor`` SQL function carries a SQLSTATE (the contract's:
-``42501``, ``PT404``, ``PT409`` or class ``22``) and a stable, machine-readable reason in
-its DETAIL (``request_not_pending``, ``capacity_reached``...). :func:`from_psycopg` maps
-the pair to the most specific class below; the original psycopg error is kept as
-``__cause__``. The human MESSAGE is never parsed.
+Every error raised by an ``autodoctor`` SQL function carries a SQLSTATE (the contract's,
+:data:`CONTRACT_SQLSTATES`: ``42501``, ``PT404``, ``PT409``, ``PT429`` or class ``22``) and
+a stable, machine-readable reason in its DETAIL (``request_not_pending``,
+``capacity_reached``...). :func:`from_psycopg` maps the pair to the most specific class
+below; the original psycopg error is kept as ``__cause__``. The human MESSAGE is never
+parsed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import psycopg
 
@@ -135,13 +139,37 @@ _BY_REASON: dict[tuple[str, str], type[AutodoctorError]] = {
     ("PT409", "invalid_transition"): InvalidTransition,
 }
 
+#: The contract's SQLSTATEs (docs/design.md, "Errors"; docs/errors.md): each SQLSTATE, or
+#: a class prefix (``"22"``: the whole of class 22, bad input), -> the driver base class
+#: of every reason raised with it and the HTTP status PostgREST answers with (``42501``:
+#: 403, or 401 for an anonymous caller). The one copy of this fact: :func:`error_class`,
+#: :func:`from_psycopg` and the tests read it.
+CONTRACT_SQLSTATES: Mapping[str, tuple[type[AutodoctorError], int]] = MappingProxyType(
+    {
+        "42501": (Forbidden, 403),
+        "PT404": (NotFound, 404),
+        "PT409": (Conflict, 409),
+        "PT429": (TooManyRequests, 429),
+        "22": (InvalidInput, 400),
+    }
+)
+
+#: SQLSTATEs outside the contract that still get a class of their own.
 _BY_SQLSTATE: dict[str, type[AutodoctorError]] = {
-    "42501": Forbidden,
-    "PT404": NotFound,
-    "PT409": Conflict,
-    "PT429": TooManyRequests,
     "25006": ReadOnly,
 }
+
+
+def contract_of(sqlstate: str | None) -> tuple[type[AutodoctorError], int] | None:
+    """(base class, HTTP status) of a contract SQLSTATE, or ``None`` outside the contract."""
+    if sqlstate is None:
+        return None
+    return CONTRACT_SQLSTATES.get(sqlstate) or CONTRACT_SQLSTATES.get(sqlstate[:2])
+
+
+def is_contract_sqlstate(sqlstate: str | None) -> bool:
+    """Whether a failure is one the contract allows (PostgREST maps it to a 4xx)."""
+    return contract_of(sqlstate) is not None
 
 
 def error_class(sqlstate: str | None, reason: str | None) -> type[AutodoctorError]:
@@ -150,22 +178,17 @@ def error_class(sqlstate: str | None, reason: str | None) -> type[AutodoctorErro
         return DatabaseError
     if reason is not None and (sqlstate, reason) in _BY_REASON:
         return _BY_REASON[(sqlstate, reason)]
-    if sqlstate in _BY_SQLSTATE:
-        return _BY_SQLSTATE[sqlstate]
-    if sqlstate.startswith("22"):
-        return InvalidInput
-    return DatabaseError
+    contract = contract_of(sqlstate)
+    if contract is not None:
+        return contract[0]
+    return _BY_SQLSTATE.get(sqlstate, DatabaseError)
 
 
 def from_psycopg(exc: psycopg.Error) -> AutodoctorError:
     """Translate a psycopg error into the driver's exception (raise it ``from exc``)."""
     diag = exc.diag
     sqlstate = exc.sqlstate
-    reason = (
-        diag.message_detail
-        if sqlstate in ("42501", "PT404", "PT409", "PT429") or (sqlstate or "").startswith("22")
-        else None
-    )
+    reason = diag.message_detail if is_contract_sqlstate(sqlstate) else None
     # Only the package's own errors put a snake_case token in DETAIL.
     if reason is not None and not reason.replace("_", "").isalnum():
         reason = None

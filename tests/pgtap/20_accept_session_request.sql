@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(58);
+SELECT plan(61);
 \ir helpers.psql
 
 -- ---------------------------------------------------------------------------------------
@@ -199,6 +199,10 @@ SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.accept_session_request(pg_temp.id('r_second'))$$,
     '42501', 'not_mechanic',
     'accept should refuse an inactive mechanic');
+SELECT is(
+    pg_temp.hint_of($$SELECT autodoctor.accept_session_request(pg_temp.id('r_second'))$$),
+    'Mechanics are registered by the service with register_mechanic.',
+    'not_mechanic should carry the shared guard''s HINT (as in claim and set_mechanic_availability)');
 SELECT pg_temp.login('pat');
 SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.accept_session_request(gen_random_uuid())$$,
@@ -233,11 +237,19 @@ SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.accept_session_request(pg_temp.id('r_diag'))$$,
     '42501', 'not_qualified',
     'accept should refuse a mechanic whose expertise does not cover the session type');
+SELECT is(
+    pg_temp.hint_of($$SELECT autodoctor.accept_session_request(pg_temp.id('r_diag'))$$),
+    'Only mechanics whose expertise covers the session type can accept it.',
+    'not_qualified should carry the shared guard''s HINT (as in claim_orphaned_session)');
 SELECT pg_temp.login('nora');
 SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.accept_session_request(pg_temp.id('r_lyon'))$$,
     '42501', 'out_of_service_area',
     'accept should refuse a request outside the mechanic''s service radius');
+SELECT is(
+    pg_temp.hint_of($$SELECT autodoctor.accept_session_request(pg_temp.id('r_lyon'))$$),
+    'Widen the service radius or update the location with set_mechanic_availability.',
+    'out_of_service_area should carry the shared guard''s HINT (as in claim_orphaned_session)');
 SELECT pg_temp.login('cam');
 SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.accept_session_request(pg_temp.id('r_cam'))$$,

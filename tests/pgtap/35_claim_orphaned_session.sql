@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(51);
+SELECT plan(53);
 \ir helpers.psql
 
 -- ---------------------------------------------------------------------------------------
@@ -184,11 +184,19 @@ SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.claim_orphaned_session(pg_temp.id('s_diag'))$$,
     '42501', 'not_qualified',
     'claim should refuse a mechanic whose expertise does not cover the session type');
+SELECT is(
+    pg_temp.hint_of($$SELECT autodoctor.claim_orphaned_session(pg_temp.id('s_diag'))$$),
+    'Only mechanics whose expertise covers the session type can accept it.',
+    'not_qualified should carry the same HINT as in accept_session_request (the shared guard)');
 SELECT pg_temp.login('nora');
 SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.claim_orphaned_session(pg_temp.id('s_lyon'))$$,
     '42501', 'out_of_service_area',
     'claim should refuse an orphan whose intake lies outside the service radius');
+SELECT is(
+    pg_temp.hint_of($$SELECT autodoctor.claim_orphaned_session(pg_temp.id('s_lyon'))$$),
+    'Widen the service radius or update the location with set_mechanic_availability.',
+    'out_of_service_area should carry the same HINT as in accept_session_request (the shared guard)');
 SELECT pg_temp.login('cam');
 SELECT * FROM pg_temp.throws_reason(
     $$SELECT autodoctor.claim_orphaned_session(pg_temp.id('s_cam'))$$,

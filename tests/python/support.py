@@ -13,16 +13,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from autodoctor_db.errors import CONTRACT_SQLSTATES as CONTRACT_SQLSTATES
+from autodoctor_db.errors import is_contract_sqlstate as is_contract_sqlstate
 from psycopg import sql
 
-#: SQLSTATEs the contract allows a function to fail with (docs/design.md, "Errors"), besides
-#: the whole of class 22 (bad input).
-CONTRACT_SQLSTATES = frozenset({"42501", "PT404", "PT409", "PT429"})
-
-
-def is_contract_sqlstate(sqlstate: str | None) -> bool:
-    """Whether a failure is one the contract allows (PostgREST maps it to a 4xx)."""
-    return sqlstate is not None and (sqlstate in CONTRACT_SQLSTATES or sqlstate.startswith("22"))
+# The SQLSTATEs the contract allows a function to fail with (SQLSTATE or class prefix ->
+# driver base class, HTTP status) are one table, the driver's: CONTRACT_SQLSTATES and
+# is_contract_sqlstate above are autodoctor_db.errors', re-exported for the tests.
 
 
 def act_as(conn: psycopg.Connection[Any], role: str, sub: object | None = None) -> None:

@@ -3,6 +3,12 @@
 Everything is discovered from the files, never from a list kept here, so a function or a
 reason added to ``deploy/`` without its driver method, exception mapping or docs row makes
 one of these tests fail. No database is needed: ``deploy/*.sql`` is parsed as text.
+
+What each public function can raise is derived from the bodies deployed at HEAD (its own
+RAISEs, the helpers it calls, the triggers on the tables it writes), and the README's API
+table, docs/functions.md's **Errors:** lines and docs/errors.md's "raised by" column must
+list exactly that. The one hand-kept list, ``UNREACHABLE``, names the paths the graph
+over-approximates, each with why; an entry the graph no longer reaches fails.
 """
 
 from __future__ import annotations
@@ -23,15 +29,11 @@ DEPLOY = ROOT / "deploy"
 ERRORS_MD = ROOT / "docs" / "errors.md"
 FUNCTIONS_MD = ROOT / "docs" / "functions.md"
 
-#: SQLSTATE (or class prefix) -> the driver base class its reasons must map to, and the
-#: HTTP status PostgREST answers with (docs/design.md, "Errors").
-CONTRACT: dict[str, tuple[type[errors.AutodoctorError], str]] = {
-    "42501": (errors.Forbidden, "403"),
-    "PT404": (errors.NotFound, "404"),
-    "PT409": (errors.Conflict, "409"),
-    "PT429": (errors.TooManyRequests, "429"),
-    "22": (errors.InvalidInput, "400"),
-}
+README = ROOT / "README.md"
+PLAN = ROOT / "sqitch.plan"
+
+# SQLSTATE (or class prefix) -> the driver base class its reasons must map to, and the
+# HTTP status PostgREST answers with: the driver's table, errors.CONTRACT_SQLSTATES.
 
 # --- parsing deploy/*.sql ------------------------------------------------------------------
 
@@ -42,6 +44,8 @@ _CREATE_VIEW = re.compile(
     r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?VIEW\s+autodoctor\.(?P<name>\w+)", re.I
 )
 _BODY_START = re.compile(r"\bAS\s+(?P<tag>\$\w*\$)", re.I)
+_ATOMIC_START = re.compile(r"\bBEGIN\s+ATOMIC\b", re.I)
+_ATOMIC_END = re.compile(r"\bEND\s*;", re.I)
 _RAISE_EXCEPTION = re.compile(r"\bRAISE\s+EXCEPTION\b", re.I)
 _OPTION = re.compile(r"\b(?P<key>ERRCODE|DETAIL)\s*=\s*(?P<value>'(?:[^']|'')*'|[^,;]+)", re.I)
 _REASON = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
@@ -112,17 +116,22 @@ def _statement_end(sql: str, start: int) -> int:
 
 
 def _function_bodies(sql: str) -> list[tuple[int, int, str]]:
-    """(start, end, schema.name) of every dollar-quoted function body in a script."""
+    """(start, end, schema.name) of every function body in a script: dollar-quoted, or a
+    SQL-standard ``BEGIN ATOMIC ... END;`` (each looked for before the next CREATE FUNCTION,
+    so that a body is never attributed to the function defined before it)."""
     bodies = []
-    for match in _CREATE_FUNCTION.finditer(sql):
-        body = _BODY_START.search(sql, match.end())
-        if body is None:
-            continue
-        tag = body.group("tag")
-        end = sql.find(tag, body.end())
-        bodies.append(
-            (body.end(), end if end >= 0 else len(sql), f"{match['schema']}.{match['name']}")
-        )
+    creates = list(_CREATE_FUNCTION.finditer(sql))
+    for i, match in enumerate(creates):
+        limit = creates[i + 1].start() if i + 1 < len(creates) else len(sql)
+        name = f"{match['schema']}.{match['name']}"
+        body = _BODY_START.search(sql, match.end(), limit)
+        atomic = _ATOMIC_START.search(sql, match.end(), limit)
+        if body is not None and (atomic is None or body.start() < atomic.start()):
+            end = sql.find(body.group("tag"), body.end())
+            bodies.append((body.end(), end if end >= 0 else len(sql), name))
+        elif atomic is not None:
+            end_match = _ATOMIC_END.search(sql, atomic.end(), limit)
+            bodies.append((atomic.end(), end_match.start() if end_match else limit, name))
     return bodies
 
 
@@ -208,11 +217,9 @@ def public_views() -> tuple[str, ...]:
 
 
 def _contract(sqlstate: str) -> tuple[type[errors.AutodoctorError], str] | None:
-    if sqlstate in CONTRACT:
-        return CONTRACT[sqlstate]
-    if sqlstate.startswith("22"):
-        return CONTRACT["22"]
-    return None
+    """(driver base class, HTTP status) from the driver's one table, or None."""
+    contract = errors.contract_of(sqlstate)
+    return None if contract is None else (contract[0], str(contract[1]))
 
 
 # --- parsing docs ----------------------------------------------------------------------------
@@ -373,3 +380,370 @@ def test_errors_md_documents_no_reason_that_is_never_raised() -> None:
 @pytest.mark.parametrize("name", public_functions() + public_views())
 def test_public_function_or_view_has_a_section_in_functions_md(name: str) -> None:
     assert name in functions_md_sections(), f"docs/functions.md has no section for {name}"
+
+
+# --- what each public function can raise: the call graph of the deployed bodies -------------
+#
+# A function can raise what its own body raises, what every autodoctor function it calls
+# can raise (private helpers, and the public steps run_maintenance runs), and what the
+# triggers on the tables it writes can raise. The bodies are those deployed at HEAD: the
+# deploy scripts in sqitch.plan's order, a later definition replacing an earlier one.
+
+_TRIGGER = re.compile(
+    r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\s+\w+\s+"
+    r"(?:BEFORE|AFTER|INSTEAD\s+OF)\s+(?P<events>.*?)\s+ON\s+(?P<table>[\w.]+)\s"
+    r".*?EXECUTE\s+(?:FUNCTION|PROCEDURE)\s+(?P<function>[\w.]+)\s*\(",
+    re.I | re.S,
+)
+_CALL = re.compile(r"\b(autodoctor\.\w+)\s*\(", re.I)
+_WRITE = re.compile(
+    r"\b(?P<op>INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?P<table>(?:autodoctor|auth)\.\w+)", re.I
+)
+
+
+@cache
+def deployed_scripts() -> tuple[str, ...]:
+    """The deploy scripts of sqitch.plan in deploy order, each change at its version there:
+    ``NAME.sql`` where the change appears for the last time, ``NAME@TAG.sql`` (TAG the
+    first tag after it) where a later rework replaced it."""
+    entries: list[tuple[str, str]] = []  # ("change" | "tag", name)
+    for line in PLAN.read_text().splitlines():
+        line = line.strip()
+        if not line or line[0] in "%#":
+            continue
+        token = line.split()[0]
+        entries.append(("tag", token[1:]) if token.startswith("@") else ("change", token))
+    scripts = []
+    for i, (kind, name) in enumerate(entries):
+        if kind != "change":
+            continue
+        if ("change", name) not in entries[i + 1 :]:
+            scripts.append(f"{name}.sql")
+        else:
+            tag = next(n for k, n in entries[i + 1 :] if k == "tag")
+            scripts.append(f"{name}@{tag}.sql")
+    return tuple(scripts)
+
+
+@cache
+def deployed_functions() -> dict[str, str]:
+    """schema.name -> the body deployed at HEAD (lower case names, comments stripped)."""
+    bodies: dict[str, str] = {}
+    for script in deployed_scripts():
+        sql = deploy_scripts()[script]
+        for start, end, name in _function_bodies(sql):
+            bodies[name.lower()] = sql[start:end]
+    return bodies
+
+
+@cache
+def triggers() -> dict[str, tuple[tuple[frozenset[str], str], ...]]:
+    """table -> (the write operations that fire it, trigger function) per trigger."""
+    found: dict[str, list[tuple[frozenset[str], str]]] = {}
+    for script in deployed_scripts():
+        for m in _TRIGGER.finditer(deploy_scripts()[script]):
+            ops = frozenset(
+                op.split()[0].upper() for op in re.split(r"\s+OR\s+", m["events"], flags=re.I)
+            )
+            found.setdefault(m["table"].lower(), []).append((ops, m["function"].lower()))
+    return {table: tuple(t) for table, t in found.items()}
+
+
+def _own_reasons(body: str) -> frozenset[str]:
+    """The literal DETAIL reasons of the RAISE EXCEPTIONs in one body."""
+    found = set()
+    for match in _RAISE_EXCEPTION.finditer(body):
+        statement = body[match.start() : _statement_end(body, match.start())]
+        for opt in _OPTION.finditer(statement):
+            if opt["key"].upper() == "DETAIL" and (reason := _literal(opt["value"])):
+                found.add(reason)
+    return frozenset(found)
+
+
+@cache
+def callees(function: str) -> frozenset[str]:
+    """The functions ``function`` runs: those it calls and the triggers its writes fire."""
+    body = deployed_functions()[function]
+    found = {c.lower() for c in _CALL.findall(body) if c.lower() in deployed_functions()}
+    for write in _WRITE.finditer(body):
+        op = write["op"].split()[0].upper()
+        for ops, trigger in triggers().get(write["table"].lower(), ()):
+            if op in ops and trigger in deployed_functions():
+                found.add(trigger)
+    found.discard(function)
+    return frozenset(found)
+
+
+@cache
+def reachable_reasons(function: str) -> frozenset[str]:
+    """Every reason ``function`` (schema.name) raises itself or through what it runs."""
+    seen, todo, found = {function}, [function], set()
+    while todo:
+        current = todo.pop()
+        found |= _own_reasons(deployed_functions()[current])
+        for callee in callees(current) - seen:
+            seen.add(callee)
+            todo.append(callee)
+    return frozenset(found)
+
+
+_SESSION_WRITERS = (
+    "accept_session_request",
+    "auto_assign_orphaned_sessions",
+    "cancel_orphaned_sessions",
+    "cancel_session_request",
+    "claim_orphaned_session",
+    "convert_orphaned_sessions",
+    "expire_stale_requests",
+    "run_maintenance",
+)
+
+#: (function, reason) pairs the call graph reaches but the function cannot raise, and why:
+#: a trigger guard (kept for direct table writes) its own checks never let it trip, or a
+#: step called with arguments that step never refuses. A pair the graph no longer reaches
+#: fails test_unreachable_reason_is_still_reached, so the list cannot go stale.
+UNREACHABLE: dict[tuple[str, str], str] = {
+    **{
+        (f, "invalid_transition"): "moves sessions only along the state machine"
+        for f in _SESSION_WRITERS
+    },
+    **{
+        (f, "mechanic_required"): "a session enters scheduled, waiting or live only with its "
+        "mechanic set in the same UPDATE"
+        for f in (*_SESSION_WRITERS, "transition_session")
+    },
+    **{
+        (f, "capacity_reached"): "only ends sessions (cancelled): a mechanic's load only falls"
+        for f in (
+            "cancel_orphaned_sessions",
+            "cancel_session_request",
+            "convert_orphaned_sessions",
+            "expire_stale_requests",
+        )
+    },
+    ("transition_session", "capacity_reached"): "a session with a mechanic is never pending: "
+    "moves between scheduled, waiting and live keep the load, completed and cancelled lower it",
+    ("auto_assign_orphaned_sessions", "capacity_reached"): "_pick_mechanic locks a mechanic "
+    "under capacity, so the assignment fits",
+    ("run_maintenance", "capacity_reached"): "its steps cannot raise it (see above)",
+    ("run_maintenance", "invalid_batch_size"): "calls auto_assign_orphaned_sessions(1000)",
+    ("run_maintenance", "invalid_interval"): "calls cancel_orphaned_sessions(interval '1 day')",
+}
+
+
+@cache
+def function_reasons(name: str) -> dict[str, str]:
+    """reason -> SQLSTATE for every reason the public function ``name`` can raise."""
+    reached = reachable_reasons(f"autodoctor.{name}")
+    return {
+        reason: min(reasons()[reason])
+        for reason in sorted(reached)
+        if (name, reason) not in UNREACHABLE and reason in reasons()
+    }
+
+
+_SQLSTATE_ORDER = ("42501", "PT404", "PT409", "PT429")
+
+
+def _by_sqlstate(pairs: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """[(SQLSTATE, [reasons])], the contract's order, class 22 last."""
+    grouped: dict[str, list[str]] = {}
+    for reason, sqlstate in pairs.items():
+        grouped.setdefault(sqlstate, []).append(reason)
+    order = {s: i for i, s in enumerate(_SQLSTATE_ORDER)}
+    return sorted(grouped.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+
+
+def expected_readme_errors(name: str) -> str:
+    """The README API table's errors cell for ``name``, as this test wants it."""
+    groups = _by_sqlstate(function_reasons(name))
+    return " · ".join(f"{s} {', '.join(rs)}" for s, rs in groups) or "—"
+
+
+def expected_functions_md_errors(name: str) -> str:
+    """A docs/functions.md ``**Errors:**`` line for ``name`` that this test accepts."""
+    groups = _by_sqlstate(function_reasons(name))
+    listed = "; ".join(
+        f"`{s}` [{', '.join(f'`{r}`' for r in rs)}](errors.md#reasons)" for s, rs in groups
+    )
+    return f"**Errors:** {listed or 'none'}."
+
+
+def test_deployed_scripts_follow_the_plan() -> None:
+    scripts = deployed_scripts()
+    assert scripts[0] == "auth_shim.sql" and all((DEPLOY / s).exists() for s in scripts)
+    # A released change that was reworked runs at its tag's version first, then the rework.
+    assert scripts.index("accept_session_request@v0.1.0.sql") < scripts.index(
+        "accept_session_request.sql"
+    )
+    assert "_caller" in deployed_functions()["autodoctor.accept_session_request"]
+
+
+def test_call_graph_reaches_helpers_and_triggers() -> None:
+    # Through a private helper (_caller), and through a trigger on a written table.
+    assert {"not_authenticated", "capacity_reached"} <= reachable_reasons(
+        "autodoctor.accept_session_request"
+    )
+    assert "invalid_coordinates" in reachable_reasons("autodoctor.register_mechanic")
+    # append_only fires on UPDATE or DELETE of the log, which no function does.
+    assert "append_only" not in reachable_reasons("autodoctor.create_session_request")
+
+
+@pytest.mark.parametrize(("name", "reason"), sorted(UNREACHABLE))
+def test_unreachable_reason_is_still_reached(name: str, reason: str) -> None:
+    function = f"autodoctor.{name}"
+    assert reason in reachable_reasons(function), (
+        f"UNREACHABLE lists ({name}, {reason}), which the call graph no longer reaches: drop it"
+    )
+    assert reason not in _own_reasons(deployed_functions()[function]), (
+        f"{name} raises {reason} itself: it cannot be unreachable"
+    )
+
+
+# --- the README's API table and docs/functions.md's Errors lines, against the call graph ----
+
+_README_API_SECTION = "## The SQL API (schema `autodoctor`)"
+
+
+@cache
+def readme_api_rows() -> dict[str, list[str]]:
+    """function -> its row (cells) in the README's API table."""
+    text = README.read_text()
+    assert _README_API_SECTION in text, f"README.md has no section {_README_API_SECTION!r}"
+    section = text.split(_README_API_SECTION, 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, list[str]] = {}
+    for cells in _table_rows(section):
+        names = re.findall(r"`(\w+)\(", cells[0])
+        assert len(names) <= 1, f"README.md API table: one function per row, got {cells[0]}"
+        if names:
+            assert names[0] not in rows, f"README.md API table: two rows for {names[0]}"
+            rows[names[0]] = cells
+    return rows
+
+
+def _parse_readme_errors(cell: str) -> dict[str, str]:
+    """reason -> SQLSTATE from an errors cell such as ``42501 a, b · PT404 c`` (or ``—``)."""
+    if cell.strip() in ("—", "-", ""):
+        return {}
+    found: dict[str, str] = {}
+    for part in cell.split("·"):
+        match = re.fullmatch(r"\s*([0-9A-Z]{5})\s+(.+?)\s*", part)
+        assert match, f"README.md API table: cannot read {part.strip()!r} as 'SQLSTATE reasons'"
+        for reason in match[2].split(","):
+            assert _REASON.fullmatch(reason.strip()), f"README.md: {reason.strip()!r} in {cell!r}"
+            found[reason.strip()] = match[1]
+    return found
+
+
+@cache
+def functions_md_errors() -> dict[str, str]:
+    """section name -> the text of its ``**Errors:**`` paragraph in docs/functions.md."""
+    found: dict[str, str] = {}
+    for section in re.split(r"^(?=#{1,3} )", FUNCTIONS_MD.read_text(), flags=re.M):
+        head = re.match(r"#{1,3}\s+`?([\w.]+)`?\s*\n", section)
+        errors_at = section.find("**Errors:**")
+        if head and errors_at >= 0:
+            found[head[1].split(".")[-1]] = section[errors_at:].split("\n\n", 1)[0]
+    return found
+
+
+def _parse_functions_md_errors(paragraph: str) -> dict[str, str]:
+    """reason -> the SQLSTATE named last before it, over the backticked tokens; backticked
+    tokens that are no reason (a function name, a condition) are skipped."""
+    found: dict[str, str] = {}
+    sqlstate = None
+    for token in re.findall(r"`([^`]+)`", paragraph):
+        if re.fullmatch(r"[0-9A-Z]{5}", token):
+            sqlstate = token
+        elif token in reasons():
+            assert sqlstate is not None, f"docs/functions.md: `{token}` before any SQLSTATE"
+            found[token] = sqlstate
+    return found
+
+
+def _diff(documented: dict[str, str], expected: dict[str, str]) -> str:
+    missing = sorted(f"{expected[r]} {r}" for r in set(expected) - set(documented))
+    extra = sorted(f"{documented[r]} {r}" for r in set(documented) - set(expected))
+    wrong = sorted(
+        f"{r}: {documented[r]}, not {expected[r]}"
+        for r in set(documented) & set(expected)
+        if documented[r] != expected[r]
+    )
+    return f"missing {missing}, never raised {extra}, wrong SQLSTATE {wrong}"
+
+
+@pytest.mark.parametrize("name", [f for f in public_functions() if f not in OWNER_ONLY])
+def test_readme_api_table_lists_exactly_what_the_function_raises(name: str) -> None:
+    row = readme_api_rows().get(name)
+    expected = expected_readme_errors(name)
+    assert row is not None, (
+        f"README.md's API table has no row for {name}; its errors cell: {expected}"
+    )
+    documented = _parse_readme_errors(row[-1])
+    assert documented == function_reasons(name), (
+        f"README.md API table, {name}: {_diff(documented, function_reasons(name))}.\n"
+        f"Its errors cell should read: {expected}"
+    )
+
+
+def test_readme_api_table_has_no_row_for_a_function_that_is_not_deployed() -> None:
+    stale = sorted(set(readme_api_rows()) - set(public_functions()))
+    assert not stale, f"README.md's API table lists functions no deploy script creates: {stale}"
+
+
+@pytest.mark.parametrize("name", public_functions())
+def test_functions_md_errors_line_lists_exactly_what_the_function_raises(name: str) -> None:
+    expected = expected_functions_md_errors(name)
+    paragraph = functions_md_errors().get(name)
+    assert paragraph is not None, (
+        f"docs/functions.md, section {name}: no **Errors:** paragraph; for example\n{expected}"
+    )
+    documented = _parse_functions_md_errors(paragraph)
+    assert documented == function_reasons(name), (
+        f"docs/functions.md, {name}: {_diff(documented, function_reasons(name))}.\n"
+        f"For example: {expected}"
+    )
+
+
+@pytest.mark.parametrize("reason", list(reasons()))
+def test_errors_md_raised_by_names_exactly_the_functions_that_raise_it(reason: str) -> None:
+    row = errors_md_rows().get(reason)
+    if row is None or len(row) < 4:
+        pytest.skip("no row: test_reason_has_a_row_in_errors_md fails for it")
+    named = {n for n in re.findall(r"`(\w+)`", row[3]) if n in public_functions()}
+    raising = {f for f in public_functions() if reason in function_reasons(f)}
+    assert named == raising, (
+        f"docs/errors.md, `{reason}` raised by: missing {sorted(raising - named)}, "
+        f"never raises it {sorted(named - raising)}"
+    )
+
+
+_GRANT_EXECUTE = re.compile(
+    r"GRANT\s+EXECUTE\s+ON\s+FUNCTION\s+autodoctor\.(?P<name>\w+)\s*\(.*?\)\s+TO\s+(?P<roles>[\w\s,]+?)\s*;",
+    re.I | re.S,
+)
+
+
+@cache
+def execute_grants() -> dict[str, frozenset[str]]:
+    """function -> the roles granted EXECUTE on it, over the deployed scripts."""
+    found: dict[str, set[str]] = {}
+    for script in deployed_scripts():
+        for m in _GRANT_EXECUTE.finditer(deploy_scripts()[script]):
+            roles = {r.strip().lower() for r in m["roles"].split(",")}
+            found.setdefault(m["name"], set()).update(roles)
+    return {name: frozenset(roles) for name, roles in found.items()}
+
+
+@pytest.mark.parametrize("name", sorted(execute_grants()))
+def test_functions_md_role_table_names_the_role_granted_each_function(name: str) -> None:
+    table = {
+        cells[0].strip("`"): cells[-1]
+        for cells in _table_rows(FUNCTIONS_MD.read_text().split("\n## ", 1)[0])
+        if len(cells) >= 3
+    }
+    for role in execute_grants()[name]:
+        assert role in table, f"docs/functions.md's role table has no row for {role}"
+        assert f"[`{name}`]" in table[role], (
+            f"docs/functions.md's role table: the {role} row should list [`{name}`](#{name})"
+        )

@@ -63,9 +63,9 @@ def copy(tmp_path: Path) -> Path:
 
 
 def test_the_check_finds_an_edit_in_place(copy: Path) -> None:
-    (copy / "deploy" / "accept_session_request.sql").write_text("-- edited in place\n")
+    (copy / "deploy" / "expire_stale_requests.sql").write_text("-- edited in place\n")
     assert release.check(copy) == [
-        "deploy/accept_session_request.sql: differs from its release @v0.1.0; released changes"
+        "deploy/expire_stale_requests.sql: differs from its release @v0.1.0; released changes"
         " are never edited: `sqitch rework` a function, add a change for a table"
     ]
 
@@ -76,19 +76,19 @@ def test_the_check_accepts_a_rework_and_holds_its_copy(copy: Path) -> None:
     if shutil.which("sqitch") is None:
         pytest.skip("sqitch is not installed")
     proc = subprocess.run(
-        ["sqitch", "rework", "accept_session_request", "-n", "Test rework."],
+        ["sqitch", "rework", "expire_stale_requests", "-n", "Test rework."],
         cwd=copy,
         capture_output=True,
         text=True,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (copy / "deploy" / "accept_session_request@v0.1.0.sql").exists()
-    (copy / "deploy" / "accept_session_request.sql").write_text("-- the reworked function\n")
+    assert (copy / "deploy" / "expire_stale_requests@v0.1.0.sql").exists()
+    (copy / "deploy" / "expire_stale_requests.sql").write_text("-- the reworked function\n")
     assert release.check(copy) == []
-    (copy / "revert" / "accept_session_request@v0.1.0.sql").write_text("-- edited\n")
+    (copy / "revert" / "expire_stale_requests@v0.1.0.sql").write_text("-- edited\n")
     assert release.check(copy) == [
-        "revert/accept_session_request@v0.1.0.sql: differs from its release @v0.1.0; released"
+        "revert/expire_stale_requests@v0.1.0.sql: differs from its release @v0.1.0; released"
         " changes are never edited: `sqitch rework` a function, add a change for a table"
     ]
 
