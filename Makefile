@@ -19,11 +19,6 @@ APT_PACKAGES := postgresql-15 postgresql-client-15 postgresql-15-pgtap sqitch \
                 postgresql-15-cron postgresql-15-plpgsql-check pgbouncer \
                 chromium fonts-dejavu-core
 
-CONTRACT_TESTS := tests/python/test_flow1.py tests/python/test_intake.py \
-                  tests/python/test_state_machine.py tests/python/test_orphans.py \
-                  tests/python/test_races.py tests/python/test_events.py \
-                  tests/python/test_async.py tests/python/test_driver_api.py
-
 # Local mode (the throwaway cluster) unless the user named a server with PGHOST. The
 # decision is exported, so that recursive makes (which inherit our PGHOST) keep it.
 ifneq ($(AUTODOCTOR_LOCAL_DB),)
@@ -144,7 +139,7 @@ pytest: db-pooler db-replica $(STAMPS)/venv ## the pytest suite: directly, then 
 ifdef LOCAL_DB
 	@AUTODOCTOR_TEST_REPLICA_PORT=$(REPLICA_PORT) $(PY) -m pytest tests/python
 	@echo "--- the contract tests again, through pgbouncer (transaction pooling, no prepares) ---"
-	@AUTODOCTOR_TEST_POOLER_PORT=$(POOLER_PORT) $(PY) -m pytest -q $(CONTRACT_TESTS)
+	@AUTODOCTOR_TEST_POOLER_PORT=$(POOLER_PORT) $(PY) -m pytest -q -m pooler tests/python
 else
 	@$(PY) -m pytest tests/python
 	@echo "pytest: your own server (PGHOST): no pgbouncer or replica pass; the throwaway cluster runs them"

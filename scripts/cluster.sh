@@ -2,7 +2,7 @@
 # The one way this project starts a throwaway PostgreSQL 15 cluster, a pgbouncer in front
 # of it and a streaming hot standby of it. Used by scripts/db.sh (the checkout's cluster,
 # `make db-*`), bench/run and the benchmark harness (its pooler and standby), and the
-# tests' private clusters (tests/python/test_migrations.py: PrivateCluster).
+# tests' private clusters (tests/python/operations/test_migrations.py: PrivateCluster).
 #
 # Command line (DIR holds everything: DIR/data, DIR/postgresql.log, DIR/pgbouncer/,
 # DIR/standby/, DIR/standby.log):

@@ -23,7 +23,7 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 HASH=$(printf '%s' "$ROOT" | cksum | cut -d' ' -f1)
 PORT=${AUTODOCTOR_PORT:-$((54000 + HASH % 900))}
 DBNAME=${AUTODOCTOR_DBNAME:-autodoctor}
-# pg_cron serves one database per cluster: a test database (tests/python/test_pg_cron.py
+# pg_cron serves one database per cluster: a test database (tests/python/operations/test_pg_cron.py
 # creates, deploys and drops it), so that no test ever writes into the demo's database.
 CRON_DB=autodoctor_cron_test
 

@@ -67,7 +67,21 @@ def admin(dsn: str) -> Iterator[psycopg.Connection[Any]]:
 VIA_POOLER = os.environ.get("AUTODOCTOR_TEST_POOLER_PORT")
 
 
+#: The tests are laid out by kind, one folder each; a test is marked with its folder's name
+#: (``pytest -m contract``). Every contract test also runs through pgbouncer (``pooler``),
+#: as do the driver modules that mark themselves ``pytest.mark.pooler``.
+KINDS = ("contract", "driver", "operations", "reliability", "meta")
+THROUGH_POOLER = ("contract",)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).resolve().parent
+    for item in items:
+        kind = item.path.resolve().relative_to(here).parts[0]
+        if kind in KINDS:
+            item.add_marker(getattr(pytest.mark, kind))
+        if kind in THROUGH_POOLER:
+            item.add_marker(pytest.mark.pooler)
     if VIA_POOLER:
         skip = pytest.mark.skip(reason="needs direct connections (runs in the direct pass)")
         for item in items:
@@ -193,6 +207,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "direct_only: needs more simultaneous transactions than the pooler's server pool",
+    )
+    for kind in KINDS:
+        config.addinivalue_line("markers", f"{kind}: in tests/python/{kind}/ (set by folder)")
+    config.addinivalue_line(
+        "markers", "pooler: runs again through pgbouncer in `make pytest`'s second pass"
     )
 
 

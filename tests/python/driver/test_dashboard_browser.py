@@ -48,7 +48,7 @@ websocket = pytest.importorskip(
     "websocket", reason="driving Chromium needs websocket-client (dev extra)"
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SCREENSHOTS = ROOT / "docs" / "img"
 WAIT = 20.0  # seconds: the deadline of any one wait in the browser
 

@@ -23,6 +23,9 @@ import pytest
 from autodoctor_db import errors
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+# The driver against the contract: also run through pgbouncer (conftest.py).
+pytestmark = pytest.mark.pooler
+
 CAR = {"make": "Peugeot", "model": "208", "year": 2019, "vin": "VF3CCHMZ6KW012345"}
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SQL_FILES = ("sqitch.plan", "sqitch.conf", "deploy/accept_session_request.sql", "releases/")
 
 

@@ -40,7 +40,7 @@ pytest.importorskip("httpx", reason="the example service tests need httpx (dev e
 
 import httpx  # after the skips: without it the module is skipped, not broken
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 APP = ROOT / "examples" / "fastapi_app" / "app.py"
 
 #: The application_name of the example's pool and follower connections (the driver's).

@@ -21,7 +21,7 @@ from typing import Any
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PGTAP = ROOT / "tests" / "pgtap"
 API_ROLES = ("authenticated", "service_role", "anon")
 

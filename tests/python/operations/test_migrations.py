@@ -41,7 +41,7 @@ import psycopg
 import pytest
 from support import act_as, call_function, footprint, report
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PGBIN = Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
 _names = itertools.count()
 

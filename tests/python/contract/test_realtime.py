@@ -20,7 +20,7 @@ import autodoctor_db as ad
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SHIM = ROOT / "tests" / "fixtures" / "supabase_realtime.sql"
 
 #: The NOTIFY payload's keys (docs/design.md, Events); realtime.send adds the message's id.

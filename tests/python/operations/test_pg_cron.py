@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 #: The only cron database this module may create and drop.
 CRON_TEST_DB = "autodoctor_cron_test"
 SERVER = {

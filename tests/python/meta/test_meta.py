@@ -24,7 +24,7 @@ import psycopg.errors
 import pytest
 from autodoctor_db import errors
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 ERRORS_MD = ROOT / "docs" / "errors.md"
 FUNCTIONS_MD = ROOT / "docs" / "functions.md"

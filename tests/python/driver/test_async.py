@@ -12,6 +12,9 @@ import psycopg
 import pytest
 from autodoctor_db import errors
 
+# The driver against the contract: also run through pgbouncer (conftest.py).
+pytestmark = pytest.mark.pooler
+
 
 def _public(cls: type) -> set[str]:
     return {n for n, v in vars(cls).items() if not n.startswith("_") and callable(v)}
