@@ -3,7 +3,7 @@
 -- before it is live (a converted orphan's pending request is cancelled with it); anyone
 -- else gets PT404 as for a missing session. Success paths with the rows and events written,
 -- every SQLSTATE and reason (and HINT), who may call it, nothing written on failure.
--- session_busy needs two connections: tests/python/test_races.py.
+-- session_busy needs two connections: tests/python/contract/test_races.py.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
