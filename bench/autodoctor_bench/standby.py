@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import loadgen
 import psycopg
+import workloads
 
 from . import cluster
 from .stats import fmt, fspread, log, med, ms
@@ -156,10 +156,10 @@ def measure(h: Harness) -> dict[str, Any]:
             log(
                 f"  standby rep {rep + 1} streaming@{c}: {res.get('tps') or 0:.0f} tps; visible on "
                 "the "
-                f"standby p50 {ms(loadgen.percentile(vis, 50))} / p99 "
-                f"{ms(loadgen.percentile(vis, 99))} ms "
+                f"standby p50 {ms(workloads.percentile(vis, 50))} / p99 "
+                f"{ms(workloads.percentile(vis, 99))} ms "
                 f"({len(vis)} probes); replay_lag p99 "
-                f"{ms(loadgen.percentile(res['lag']['replay_lag_ms'], 99))} ms"
+                f"{ms(workloads.percentile(res['lag']['replay_lag_ms'], 99))} ms"
             )
             # B: the standby is down (its slot keeps the WAL); then it catches up.
             h.run_cmd(sb["stop"], timeout=120)
@@ -208,7 +208,7 @@ def render(rep: Report) -> str:
         for r in so
         if r.get("catchup_total_s")
     ]
-    pct = loadgen.percentile
+    pct = workloads.percentile
     out = [
         "### A streaming hot standby under the accept load",
         "",
