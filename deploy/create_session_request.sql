@@ -107,9 +107,8 @@ BEGIN
 
     PERFORM autodoctor._log_event('new_request', v_request.id, NULL, v_uid, NULL, 'pending',
                                   v_request.session_type, v_request.plan_code);
-    IF autodoctor._queue_new_request_emails(v_request.id) > 0 THEN
-        v_request.notification_sent_at := now();
-    END IF;
+    -- No e-mail here: claim_notifications fans the request out to the eligible mechanics
+    -- after it commits (_fan_out_new_requests), off this transaction.
     RETURN v_request;
 END
 $$;

@@ -4,7 +4,60 @@
 
 BEGIN;
 
+-- _fan_out_new_requests: queues the new-request e-mails of up to batch_size requests,
+-- off the request's transaction. create_session_request and submit_intake only commit the
+-- request (notification_sent_at NULL); this step, run by claim_notifications before it
+-- leases, takes the pending, unexpired requests whose e-mails are not queued yet
+-- (session_requests_fan_out_idx), soonest to expire (that is, oldest) first, FOR NO KEY
+-- UPDATE SKIP LOCKED (two workers never fan out the same request, and neither waits for
+-- the other or for a transaction writing the request), and queues each one's e-mails with
+-- _queue_new_request_emails: the same mechanics, order and cap as when they were queued in
+-- the request's transaction. Each request is then stamped notification_sent_at, also when
+-- no mechanic was eligible, so it is fanned out once and never scanned again. A request
+-- accepted, cancelled or expired before its fan-out gets no e-mail. Returns how many
+-- requests it fanned out.
+CREATE OR REPLACE FUNCTION autodoctor._fan_out_new_requests(
+    batch_size integer
+)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = ''
+AS $$
+DECLARE
+    v_id uuid;
+    v_done integer := 0;
+BEGIN
+    FOR v_id IN
+        SELECT r.id
+          FROM autodoctor.session_requests r
+         WHERE r.status = 'pending' AND r.notification_sent_at IS NULL
+           AND r.expires_at > now()
+         ORDER BY r.expires_at
+         LIMIT _fan_out_new_requests.batch_size
+           FOR NO KEY UPDATE OF r SKIP LOCKED
+    LOOP
+        IF autodoctor._queue_new_request_emails(v_id) = 0 THEN
+            -- Nobody to e-mail (_queue_new_request_emails stamps only when it queued).
+            UPDATE autodoctor.session_requests r
+               SET notification_sent_at = now()
+             WHERE r.id = v_id;
+        END IF;
+        v_done := v_done + 1;
+    END LOOP;
+    RETURN v_done;
+END
+$$;
+
+COMMENT ON FUNCTION autodoctor._fan_out_new_requests(integer) IS
+    'Private (claim_notifications): queues the new-request e-mails of up to batch_size '
+    'pending requests not fanned out yet, and stamps their notification_sent_at.';
+REVOKE ALL ON FUNCTION autodoctor._fan_out_new_requests(integer) FROM PUBLIC;
+
 -- claim_notifications: the worker leases a batch of due e-mails.
+-- First it fans out up to batch_size new requests (_fan_out_new_requests, above): their
+-- e-mails are queued in this transaction and due at once, so they are leased by this very
+-- call when the batch has room, and a request is e-mailed within one worker poll.
 -- The rows are taken FOR UPDATE SKIP LOCKED (parallel workers never take the same row) and
 -- leased: next_attempt_at moves five minutes ahead, and the call's transaction commits at
 -- once, so no lock is held while the worker talks to the mail server. The worker then
@@ -27,6 +80,7 @@ BEGIN
             ERRCODE = '22023', MESSAGE = 'batch_size must be between 1 and 1000',
             DETAIL = 'invalid_batch_size';
     END IF;
+    PERFORM autodoctor._fan_out_new_requests(batch_size);
     RETURN QUERY
         WITH due AS (
             SELECT o.id, o.created_at,
@@ -56,8 +110,9 @@ END
 $$;
 
 COMMENT ON FUNCTION autodoctor.claim_notifications(integer) IS
-    'Service role (the worker): leases up to batch_size due e-mails for five minutes, oldest '
-    'first, and returns them; record each attempt with complete_notification. '
+    'Service role (the worker): queues the e-mails of up to batch_size new requests, then '
+    'leases up to batch_size due e-mails for five minutes, oldest first, and returns them; '
+    'record each attempt with complete_notification. '
     'Errors: 22023 invalid_batch_size.';
 REVOKE ALL ON FUNCTION autodoctor.claim_notifications(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autodoctor.claim_notifications(integer) TO service_role;

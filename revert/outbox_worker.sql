@@ -96,4 +96,8 @@ COMMENT ON FUNCTION autodoctor.complete_notification(bigint, text, integer) IS
 REVOKE ALL ON FUNCTION autodoctor.complete_notification(bigint, text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autodoctor.complete_notification(bigint, text, integer) TO service_role;
 
+-- The fan-out belongs to this change (create_session_request and submit_intake, reverted
+-- before it, queue their e-mails in the request's transaction again).
+DROP FUNCTION autodoctor._fan_out_new_requests(integer);
+
 COMMIT;

@@ -13,6 +13,10 @@ BEGIN
     ASSERT pg_get_functiondef('autodoctor.claim_notifications(integer)'::regprocedure)
            LIKE '%next_attempt_at = now() + interval ''5 minutes''%',
         'claim_notifications must lease, not hold row locks';
+    ASSERT to_regprocedure('autodoctor._fan_out_new_requests(integer)') IS NOT NULL,
+        '_fan_out_new_requests must exist';
+    ASSERT NOT has_function_privilege('service_role', 'autodoctor._fan_out_new_requests(integer)', 'execute'),
+        '_fan_out_new_requests is private';
 END
 $$;
 

@@ -249,7 +249,7 @@ class AsyncCaller:
 
     @maps_errors_async
     async def claim_notifications(self, batch_size: int = 10) -> list[Notification]:
-        """Lock up to ``batch_size`` due e-mails for this transaction (the worker)."""
+        """Queue new requests' e-mails, then lease up to ``batch_size`` due ones (the worker)."""
         return await self._run(calls.claim_notifications(batch_size))
 
     @maps_errors_async

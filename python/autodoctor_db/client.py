@@ -247,7 +247,7 @@ class Caller:
 
     @maps_errors
     def claim_notifications(self, batch_size: int = 10) -> list[Notification]:
-        """Lock up to ``batch_size`` due e-mails for this transaction (the worker)."""
+        """Queue new requests' e-mails, then lease up to ``batch_size`` due ones (the worker)."""
         return self._run(calls.claim_notifications(batch_size))
 
     @maps_errors

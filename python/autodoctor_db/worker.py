@@ -2,17 +2,18 @@
 
     autodoctor-db worker --smtp-host 127.0.0.1 --smtp-port 25 --sender dispatch@example.com
 
-Each round, as ``service_role``: ``claim_notifications`` leases a batch of due e-mails for
-five minutes in one short transaction (``FOR UPDATE SKIP LOCKED``, so several workers can
-run side by side); each is then sent over SMTP with no transaction open, and recorded with
-``complete_notification`` in a short transaction of its own (sent, or retried with
-exponential backoff, or failed after ``max_attempts``; rows are never deleted). A slow or
-silent mail server therefore holds nothing in the database. Delivery is at-least-once: if
-the worker dies after the SMTP server took a mail but before it recorded the attempt, the
-lease runs out and that mail is sent again. Where pg_cron is not installed in
-the database, ``run_maintenance()`` runs every ``maintenance_interval`` seconds. In relay
-notify mode it also calls ``relay_events()`` every ``relay_interval`` seconds. SIGTERM
-(or ``stop``) ends the loop after the current round.
+Each round, as ``service_role``: ``claim_notifications`` first queues the e-mails of the new
+requests (the fan-out: a request's own transaction queues none), then leases a batch of
+due e-mails for five minutes, in one short transaction (``FOR UPDATE SKIP LOCKED``, so
+several workers can run side by side); each is then sent over SMTP with no transaction
+open, and recorded with ``complete_notification`` in a short transaction of its own (sent,
+or retried with exponential backoff, or failed after ``max_attempts``; rows are never
+deleted). A slow or silent mail server therefore holds nothing in the database. Delivery
+is at-least-once: if the worker dies after the SMTP server took a mail but before it
+recorded the attempt, the lease runs out and that mail is sent again. Where pg_cron is
+not installed in the database, ``run_maintenance()`` runs every ``maintenance_interval``
+seconds. In relay notify mode it also calls ``relay_events()`` every ``relay_interval``
+seconds. SIGTERM (or ``stop``) ends the loop after the current round.
 """
 
 from __future__ import annotations

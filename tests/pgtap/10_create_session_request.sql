@@ -5,7 +5,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(56);
+SELECT plan(58);
 \ir helpers.psql
 
 -- ---------------------------------------------------------------------------------------
@@ -97,7 +97,8 @@ SELECT pg_temp.logout();
 UPDATE autodoctor.settings SET request_ttl = (SELECT request_ttl FROM pg_temp.ttl);
 
 -- ---------------------------------------------------------------------------------------
--- The "new request" e-mail is queued, in the same transaction, to eligible online mechanics
+-- The "new request" e-mail: none in the create's transaction; the fan-out (run by
+-- claim_notifications, tests/pgtap/55) queues it to eligible online mechanics
 -- ---------------------------------------------------------------------------------------
 SELECT pg_temp.new_mechanic('on_chat', ARRAY['chat']::autodoctor.session_type[]);
 SELECT pg_temp.new_mechanic('on_video', ARRAY['video']::autodoctor.session_type[]);
@@ -108,23 +109,32 @@ UPDATE autodoctor.settings SET new_request_email_limit = 10000;
 SELECT pg_temp.login('carol');
 SELECT pg_temp.remember('r_mail', (autodoctor.create_session_request('chat', 'free')).id);
 SELECT pg_temp.logout();
+SELECT is_empty(
+    $$SELECT id FROM autodoctor.notification_outbox WHERE request_id = pg_temp.id('r_mail')$$,
+    'create should queue no e-mail in its own transaction');
+SELECT is(
+    (SELECT notification_sent_at FROM autodoctor.session_requests WHERE id = pg_temp.id('r_mail')),
+    NULL,
+    'create should leave notification_sent_at NULL until the fan-out');
+SELECT autodoctor._fan_out_new_requests(1000) > 0 AS fanned_out \g /dev/null
 SELECT results_eq(
     $$SELECT mechanic_id, kind, recipient FROM autodoctor.notification_outbox
        WHERE request_id = pg_temp.id('r_mail')
          AND mechanic_id IN (SELECT id FROM pg_temp.ids)$$,
     $$VALUES (pg_temp.id('on_chat'), 'new_request', 'on_chat@example.test')$$,
-    'create should queue the new-request e-mail to online mechanics of that type only (not offline, not other types)');
+    'the fan-out should queue the new-request e-mail to online mechanics of that type only (not offline, not other types)');
 SELECT isnt(
     (SELECT notification_sent_at FROM autodoctor.session_requests WHERE id = pg_temp.id('r_mail')),
     NULL,
-    'create should stamp notification_sent_at when e-mails were queued');
+    'the fan-out should stamp notification_sent_at');
 SELECT pg_temp.login('on_chat');
 SELECT pg_temp.remember('r_own', (autodoctor.create_session_request('chat', 'free')).id);
 SELECT pg_temp.logout();
+SELECT autodoctor._fan_out_new_requests(1000) > 0 AS fanned_out \g /dev/null
 SELECT is_empty(
     $$SELECT id FROM autodoctor.notification_outbox WHERE request_id = pg_temp.id('r_own')
          AND mechanic_id = pg_temp.id('on_chat')$$,
-    'create should not e-mail a mechanic about their own request');
+    'the fan-out should not e-mail a mechanic about their own request');
 UPDATE autodoctor.mechanics SET online = false WHERE user_id IN (pg_temp.id('on_chat'), pg_temp.id('on_video'));
 
 -- ---------------------------------------------------------------------------------------

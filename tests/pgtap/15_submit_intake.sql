@@ -7,7 +7,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(89);
+SELECT plan(91);
 \ir helpers.psql
 
 -- ---------------------------------------------------------------------------------------
@@ -81,14 +81,23 @@ SELECT results_eq(
        WHERE request_id = pg_temp.id('r1')$$,
     $$VALUES ('new_request', pg_temp.id('alice'), NULL::text, 'pending', '{"source": "intake"}'::jsonb)$$,
     'the intake should log one new_request event (source intake)');
+SELECT is_empty(
+    $$SELECT o.id FROM autodoctor.notification_outbox o WHERE o.request_id = pg_temp.id('r1')$$,
+    'the intake should queue no e-mail in its own transaction');
+SELECT is(
+    (SELECT notification_sent_at FROM autodoctor.session_requests WHERE id = pg_temp.id('r1')),
+    NULL,
+    'notification_sent_at should stay NULL until the fan-out');
+-- The fan-out (claim_notifications runs it; tests/pgtap/55).
+SELECT autodoctor._fan_out_new_requests(1000) > 0 AS fanned_out \g /dev/null
 SELECT results_eq(
     $$SELECT o.mechanic_id, o.kind FROM autodoctor.notification_outbox o WHERE o.request_id = pg_temp.id('r1')$$,
     $$VALUES (pg_temp.id('mia'), 'new_request')$$,
-    'only the online mechanic qualified and within reach should be e-mailed');
+    'the fan-out should e-mail only the online mechanic qualified and within reach');
 SELECT isnt(
     (SELECT notification_sent_at FROM autodoctor.session_requests WHERE id = pg_temp.id('r1')),
     NULL,
-    'notification_sent_at should be set when a mechanic was e-mailed');
+    'notification_sent_at should be set by the fan-out');
 
 -- Retry with the same key and the same call: the same request, nothing new.
 CREATE TEMP TABLE before_retry AS SELECT pg_temp.footprint_all() AS footprint;

@@ -272,6 +272,9 @@ SELECT pg_temp.logout();
 SELECT pg_temp.new_request('rA_pend', 'alice', 'chat');
 SELECT pg_temp.new_request('rA_acc', 'alice', 'video');
 SELECT pg_temp.new_request('rA_canc', 'alice', 'chat');
+-- The new-request e-mails are queued by the fan-out (the worker's claim), before the
+-- requests change state.
+SELECT autodoctor._fan_out_new_requests(100) AS fanned_out \g /dev/null
 SELECT pg_temp.login('alice');
 SELECT autodoctor.cancel_session_request(pg_temp.id('rA_canc')) IS NOT NULL \g /dev/null
 SELECT pg_temp.remember('rA_int', (autodoctor.submit_intake('chat', 'free',
@@ -286,9 +289,11 @@ SELECT pg_temp.remember('rB_far', (autodoctor.submit_intake('chat', 'free',
 SELECT pg_temp.logout();
 SELECT pg_temp.remember('iB', (SELECT intake_id FROM autodoctor.session_requests WHERE id = pg_temp.id('rB_far')));
 SELECT pg_temp.new_request('rB_exp', 'bob', 'chat');
+SELECT autodoctor._fan_out_new_requests(100) AS fanned_out \g /dev/null
 UPDATE autodoctor.session_requests SET expires_at = now() - interval '1 minute'
  WHERE id = pg_temp.id('rB_exp');
 SELECT pg_temp.new_request('rB_acc', 'bob', 'chat');
+SELECT autodoctor._fan_out_new_requests(100) AS fanned_out \g /dev/null
 
 SELECT pg_temp.login('mia');
 SELECT pg_temp.remember('sA', (autodoctor.accept_session_request(pg_temp.id('rA_acc'))).id);

@@ -186,6 +186,12 @@ def test_new_request_queues_email_for_eligible_online_mechanics_only(
             c.set_mechanic_availability(True)
     with db.as_user(make_user()) as u:
         req = u.submit_intake("video", "free", CAR, "x", latitude=48.86, longitude=2.35)
+    assert req.notification_sent_at is None  # nothing queued in the intake's transaction
+    assert admin.execute(
+        "SELECT count(*) FROM autodoctor.notification_outbox WHERE request_id = %s", (req.id,)
+    ).fetchone() == (0,)
+    with db.as_service() as svc:  # the worker's claim fans the request out first
+        svc.claim_notifications(10)
     queued = admin.execute(
         "SELECT mechanic_id FROM autodoctor.notification_outbox"
         " WHERE request_id = %s AND kind = 'new_request'",

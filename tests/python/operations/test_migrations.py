@@ -404,6 +404,9 @@ def _deployed_with_data(server: Server) -> tuple[str, dict[str, tuple[int, int]]
             req = call_function(
                 conn, "create_session_request", {"session_type": "chat", "plan_code": "free"}
             )[0][0]
+        with conn.transaction():  # the worker's claim queues the request's e-mail (fan-out)
+            act_as(conn, "service_role")
+            call_function(conn, "claim_notifications", {"batch_size": 10})
         with conn.transaction():
             act_as(conn, "authenticated", mechanic)
             call_function(conn, "accept_session_request", {"request_id": req})

@@ -90,10 +90,10 @@ LOAD = [
           JOIN people c ON c.n = {MECHANICS + 1} + g % {CUSTOMERS}
           JOIN people m ON m.n = 1 + g % {MECHANICS}""",
     # Seven in ten located near Paris (intake requests), the rest without a location.
-    """INSERT INTO autodoctor.session_requests
+    f"""INSERT INTO autodoctor.session_requests
            (id, created_at, updated_at, customer_id, mechanic_id, session_type, plan_code,
             status, customer_name, notes, accepted_at, expires_at, session_id, location,
-            cancelled_at, expired_at)
+            cancelled_at, expired_at, notification_sent_at)
        SELECT id, created_at, created_at, customer_id, mechanic_id,
               (ARRAY['chat', 'video', 'diagnostic'])[1 + g % 3]::autodoctor.session_type,
               'free', status, 'Customer ' || g, 'Noise when braking',
@@ -103,7 +103,9 @@ LOAD = [
                    THEN extensions.st_makepoint(2.0 + (g % 97) / 120.0,
                                                 48.5 + (g % 89) / 100.0)::extensions.geography END,
               CASE WHEN status = 'cancelled' THEN created_at + interval '1 hour' END,
-              CASE WHEN status = 'expired' THEN created_at + interval '24 hours' END
+              CASE WHEN status = 'expired' THEN created_at + interval '24 hours' END,
+              -- Fanned out (their e-mails queued), but the stale pending ones.
+              CASE WHEN g <= {PENDING} OR g > {PENDING + STALE_PENDING} THEN created_at END
          FROM req""",
     """INSERT INTO autodoctor.sessions
            (id, created_at, updated_at, mechanic_id, customer_user_id, plan, type, status,
@@ -357,3 +359,46 @@ def test_every_api_read_answers_without_jit_and_within_bounded_buffers(
     for caller in ("mechanic", "customer", "service"):
         assert any(m.rows > 0 for m in measures if m.caller == caller), table
     assert all(m.ok for m in measures), "reads over budget:\n" + table
+
+
+#: The fan-out's query (autodoctor._fan_out_new_requests, run by claim_notifications).
+FAN_OUT = """SELECT r.id FROM autodoctor.session_requests r
+ WHERE r.status = 'pending' AND r.notification_sent_at IS NULL AND r.expires_at > now()
+ ORDER BY r.expires_at LIMIT 100 FOR NO KEY UPDATE OF r SKIP LOCKED"""
+
+
+def test_the_fan_out_finds_its_requests_by_its_index_without_reading_the_queue(
+    admin: psycopg.Connection[Any], callers: list[Caller]
+) -> None:
+    """50,000 pending requests already e-mailed, 500 past their expiry not swept yet and 250
+    converted ones not e-mailed: the fan-out reads the 250 through session_requests_fan_out_idx
+    (expiry an index condition: the stale ones are never read), with no sort, no JIT and
+    buffers bounded, never the pending queue."""
+    row = admin.execute(
+        "SELECT pg_get_functiondef('autodoctor._fan_out_new_requests(integer)'::regprocedure)"
+    ).fetchone()
+    assert row is not None
+    assert " ".join(
+        FAN_OUT.replace("LIMIT 100", "LIMIT _fan_out_new_requests.batch_size").split()
+    ) in " ".join(str(row[0]).split()), "FAN_OUT must be the function's query"
+    with admin.transaction(force_rollback=True):
+        explained = admin.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + FAN_OUT).fetchone()
+    assert explained is not None
+    plan = explained[0]
+    top = plan[0]["Plan"]
+    text = json.dumps(plan)
+    assert "session_requests_fan_out_idx" in text, text
+    assert '"Node Type": "Sort"' not in text and '"Node Type": "Seq Scan"' not in text, text
+    assert "JIT" not in plan[0], text
+    assert top["Total Cost"] < DEFAULT_JIT_ABOVE_COST, text
+    assert top["Actual Rows"] == 100, text
+
+    def removed(node: dict[str, Any]) -> int:
+        return int(node.get("Rows Removed by Filter", 0)) + sum(
+            removed(child) for child in node.get("Plans", [])
+        )
+
+    assert removed(top) == 0, text  # neither the e-mailed nor the stale ones were read
+    buffers = int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
+    assert buffers < BASE_BUFFERS, text
+    print(f"\nfan-out: {buffers} buffers, {plan[0]['Execution Time']:.2f} ms")

@@ -350,6 +350,102 @@ def test_claim_vs_auto_assign_assigns_each_orphan_once(stage: Stage) -> None:
     stage.assert_healthy()
 
 
+def _seed_dispatch_trial(stage: Stage, customer: uuid.UUID) -> list[uuid.UUID]:
+    """Capacity 10 for 16 orphans: two located mechanics in Paris (capacity 3, 10 km) and
+    two without a location (capacity 2); 8 located orphans in Paris, 8 without a location,
+    one in four live, the 5 oldest converted (a pending request points at each)."""
+    for latitude, longitude in ((48.8566, 2.3522), (48.8600, 2.3400)):
+        uid = new_user(stage.admin, "Mechanic")
+        stage.service(
+            "register_mechanic",
+            user_id=str(uid),
+            expertise="{chat}",
+            latitude=latitude,
+            longitude=longitude,
+            service_radius_km=10,
+            max_concurrent_sessions=3,
+        )
+        stage.user(uid, "set_mechanic_availability", online=True)
+    for _ in range(2):
+        stage.mechanic(online=True, expertise="{chat}", capacity=2)
+    orphans = []
+    for i in range(16):
+        intake = None
+        if i % 2 == 0:
+            intake = stage.one(
+                "INSERT INTO autodoctor.intakes (customer_id, vehicle_make, vehicle_model,"
+                " vehicle_year, concern, location) VALUES (%s, 'Ford', 'Focus', 2012, 'noise',"
+                " extensions.st_makepoint(%s, 48.85)::extensions.geography) RETURNING id",
+                customer,
+                2.30 + i / 100,
+            )
+        orphans.append(
+            stage.one(
+                "INSERT INTO autodoctor.sessions (customer_user_id, plan, type, status,"
+                " intake_id, created_at) VALUES (%s, 'free', 'chat', %s, %s,"
+                " now() - interval '1 hour' - %s * interval '1 minute') RETURNING id",
+                customer,
+                "live" if i % 4 == 3 else "pending",
+                intake,
+                16 - i,
+            )
+        )
+        if i == 4:
+            assert stage.service("convert_orphaned_sessions") == [(5,)]
+    return orphans
+
+
+def test_two_auto_assign_runs_at_once_never_double_assign_nor_exceed_capacity(
+    stage: Stage,
+) -> None:
+    """Two set-based runs racing for the same orphans and the same mechanics: no error, no
+    deadlock, no session assigned twice, no mechanic over capacity, the returned counts add
+    up; every orphan a run skipped is still a valid orphan, and a later run assigns it while
+    capacity lasts."""
+    customer = new_user(stage.admin, "Customer")
+    a, b = stage.conns[1], stage.conns[2]
+    for _ in range(TRIALS // 4):
+        orphans = _seed_dispatch_trial(stage, customer)
+        first, second = race(
+            functools.partial(
+                attempt, a, "service_role", None, "auto_assign_orphaned_sessions", {"batch_size": 8}
+            ),
+            functools.partial(
+                attempt,
+                b,
+                "service_role",
+                None,
+                "auto_assign_orphaned_sessions",
+                {"batch_size": 16},
+            ),
+        )
+        assert first.ok and second.ok, (first, second)
+        raced = first.rows[0][0] + second.rows[0][0]
+        tally("two auto-assign runs at once", f"assigned {raced} of 10 places")
+        assigned = stage.one(
+            "SELECT count(*) FROM autodoctor.sessions"
+            " WHERE id = ANY(%s) AND mechanic_id IS NOT NULL",
+            orphans,
+        )
+        assert assigned == raced
+        stage.assert_healthy(orphans_allowed=True)
+        assert stage.service("auto_assign_orphaned_sessions", batch_size=100)[0][0] == 10 - raced
+        assert stage.one(
+            "SELECT count(*) FILTER (WHERE s.mechanic_id IS NOT NULL),"
+            " count(*) FILTER (WHERE s.mechanic_id IS NULL AND s.status IN ('pending', 'live')),"
+            " (SELECT count(*) FROM autodoctor.session_events e WHERE e.session_id = ANY(%s)"
+            "   AND e.event = 'session_assigned'),"
+            " (SELECT count(*) FROM autodoctor.mechanics m"
+            "   WHERE m.active_sessions > m.max_concurrent_sessions)"
+            " FROM autodoctor.sessions s WHERE s.id = ANY(%s)",
+            orphans,
+            orphans,
+        ) == (10, 6, 10, 0)
+        stage.assert_healthy(orphans_allowed=True)
+        # the 6 left over are cancelled, so that the next trial starts from none
+        stage.service("cancel_orphaned_sessions", older_than="0 seconds")
+
+
 def test_two_run_maintenance_at_once_share_the_work_without_error(stage: Stage) -> None:
     customer = new_user(stage.admin, "Customer")
     for _ in range(2):
