@@ -32,10 +32,14 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = ''
 AS $enable$
+DECLARE
+    -- Without USAGE on schema realtime even looking its objects up fails: ask that first.
+    v_usage CONSTANT boolean := pg_catalog.to_regnamespace('realtime') IS NULL
+                                OR pg_catalog.has_schema_privilege('realtime', 'USAGE');
 BEGIN
-    IF pg_catalog.to_regclass('realtime.messages') IS NULL
-       OR pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') IS NULL
-       OR pg_catalog.to_regprocedure('realtime.topic()') IS NULL THEN
+    IF v_usage AND (pg_catalog.to_regclass('realtime.messages') IS NULL
+                    OR pg_catalog.to_regprocedure('realtime.send(jsonb, text, text, boolean)') IS NULL
+                    OR pg_catalog.to_regprocedure('realtime.topic()') IS NULL) THEN
         RAISE NOTICE USING
             MESSAGE = 'autodoctor: no Supabase Realtime schema in this database '
                       '(realtime.messages, realtime.send, realtime.topic()): events are '
@@ -45,7 +49,7 @@ BEGIN
     END IF;
     -- The trigger runs as this function's owner: if that role could not call
     -- realtime.send, every event, and so every change, would fail. Refuse now instead.
-    IF NOT pg_catalog.has_schema_privilege('realtime', 'USAGE')
+    IF NOT v_usage
        OR NOT pg_catalog.has_function_privilege('realtime.send(jsonb, text, text, boolean)', 'EXECUTE') THEN
         RAISE EXCEPTION USING
             ERRCODE = '42501',

@@ -9,13 +9,14 @@ measure without Realtime."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import workloads
 
 from .stats import fmt, fspread, log, med
 
@@ -46,9 +47,7 @@ def _uid(kind: str, n: int) -> str:
 
 def _act(conn: psycopg.Connection[Any], uid: str) -> None:
     conn.execute(
-        "SELECT set_config('role', 'authenticated', true),"
-        " set_config('request.jwt.claims', %s, true)",
-        (json.dumps({"role": "authenticated", "sub": uid}),),
+        workloads.SET_CALLER, {"role": "authenticated", "claims": workloads.claims(uuid.UUID(uid))}
     )
 
 

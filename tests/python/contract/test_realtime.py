@@ -10,6 +10,7 @@ Realtime's own migrations; the join check below does what Realtime's
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -580,6 +581,28 @@ def test_enable_is_idempotent_and_disable_stops_the_broadcast(
         c.create_session_request("video", "free")
     assert admin.execute("SELECT count(*) FROM realtime.messages").fetchone() == (0,)
     assert admin.execute("SELECT autodoctor.disable_realtime()").fetchone() == (False,)
+
+
+def test_enable_refuses_an_owner_that_may_not_call_send(
+    admin: psycopg.Connection[Any],
+) -> None:
+    """The trigger runs as the deploying role: if that role could not call realtime.send,
+    every change would fail. enable_realtime() refuses instead, and installs nothing."""
+    install_realtime(admin)
+    role = f"autodoctor_rt_owner_{os.getpid()}"  # roles are cluster-wide
+    admin.execute(f"CREATE ROLE {role} NOLOGIN")
+    try:
+        # The function runs as its owner: one without USAGE on schema realtime.
+        admin.execute(f"ALTER FUNCTION autodoctor.enable_realtime() OWNER TO {role}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as info:
+            admin.execute("SELECT autodoctor.enable_realtime()")
+        assert info.value.diag.message_detail == "realtime_not_permitted"
+        assert info.value.diag.message_hint and "realtime.send" in info.value.diag.message_hint
+        assert "session_events_broadcast" not in _triggers(admin)
+        assert _policies(admin) == set()
+    finally:
+        admin.execute("ALTER FUNCTION autodoctor.enable_realtime() OWNER TO CURRENT_USER")
+        admin.execute(f"DROP ROLE {role}")
 
 
 def test_the_switches_are_for_the_owner_only(
