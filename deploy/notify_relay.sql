@@ -1,14 +1,15 @@
 -- Deploy autodoctor:notify_relay to pg
 -- requires: notify_relay@v0.1.0
 -- requires: relay_watermark
+-- requires: event_watermark
 
 BEGIN;
 
 -- relay_events: in relay mode, announces every event whose transaction has ended, in the
 -- order the event followers read the log: (transaction id, event id). An event is final
--- once its transaction id is older than the oldest transaction still running
--- (pg_snapshot_xmin): then it is committed or never will be, and nothing can be logged
--- before it any more. So an event whose transaction commits after a later one was relayed
+-- once its transaction id is below autodoctor.event_watermark(), the oldest transaction of
+-- this database still running: then it is committed or never will be, and nothing can be
+-- logged before it any more (a transaction of another database does not hold it back). So an event whose transaction commits after a later one was relayed
 -- is still announced, when it is final. One NOTIFY per event with the same ids-only payload
 -- as transaction mode, at most batch_size per call, in one transaction: the cluster-wide
 -- NOTIFY commit lock is taken once per batch instead of once per writer. In transaction
@@ -39,7 +40,7 @@ BEGIN
     END IF;
     -- Taken before this transaction gets a transaction id of its own (the row lock below
     -- assigns one), so that it does not hold back the events of later transactions.
-    v_final := pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot());
+    v_final := autodoctor.event_watermark();
     IF (SELECT s.notify_mode FROM autodoctor.settings s WHERE s.id) IS DISTINCT FROM 'relay' THEN
         RETURN 0;
     END IF;

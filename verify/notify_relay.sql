@@ -12,7 +12,7 @@ BEGIN
         'service_role must be able to execute set_notify_mode';
     ASSERT NOT has_function_privilege('authenticated', 'autodoctor.set_notify_mode(text)', 'execute'),
         'authenticated must not execute set_notify_mode';
-    ASSERT pg_get_functiondef('autodoctor.relay_events(integer)'::regprocedure) LIKE '%pg_snapshot_xmin%',
+    ASSERT pg_get_functiondef('autodoctor.relay_events(integer)'::regprocedure) LIKE '%autodoctor.event_watermark()%',
         'relay_events must announce final events only';
 END
 $$;

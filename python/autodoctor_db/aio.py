@@ -265,6 +265,11 @@ class AsyncCaller:
         return await self._run(calls.relay_events())
 
     @maps_errors_async
+    async def event_watermark(self) -> int:
+        """The transaction id below which the event log is final (see ``db.events``)."""
+        return await self._run(calls.event_watermark())
+
+    @maps_errors_async
     async def set_notify_mode(self, mode: Literal["transaction", "relay"]) -> str:
         """Broadcast in each event's transaction (default) or in batches by a relay."""
         return await self._run(calls.set_notify_mode(mode))

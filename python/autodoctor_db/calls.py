@@ -278,6 +278,14 @@ def relay_events() -> Call[int]:
     return Call(queries.RELAY_EVENTS, {}, None, _count)
 
 
+def _int(rows: list[Any]) -> int:
+    return int(_one(rows)[0])
+
+
+def event_watermark() -> Call[int]:
+    return Call(queries.EVENT_WATERMARK, {}, None, _int)
+
+
 def _text(rows: list[Any]) -> str:
     return str(_one(rows)[0])
 

@@ -263,6 +263,11 @@ class Caller:
         return self._run(calls.relay_events())
 
     @maps_errors
+    def event_watermark(self) -> int:
+        """The transaction id below which the event log is final (see ``db.events``)."""
+        return self._run(calls.event_watermark())
+
+    @maps_errors
     def set_notify_mode(self, mode: Literal["transaction", "relay"]) -> str:
         """Broadcast in each event's transaction (default) or in batches by a relay."""
         return self._run(calls.set_notify_mode(mode))

@@ -143,15 +143,16 @@ EVENTS_AFTER: Final = (
 )
 
 #: The final slice of the log after a (txid, id) cursor: only events of transactions older
-#: than the oldest transaction still running (pg_snapshot_xmin) are returned. All of those
-#: have ended, so no event can later appear below the cursor: commit-order safe.
+#: than the oldest transaction of this database still running (``event_watermark()``) are
+#: returned. All of those have ended, so no event can later appear below the cursor:
+#: commit-order safe. The mark is read once per statement (an InitPlan).
 EVENTS_FINAL_AFTER: Final = (
     "SELECT"
     + EVENT_COLUMNS
     + """
   FROM autodoctor.session_events AS e
  WHERE (e.txid, e.id) > (%(txid)s::text::xid8, %(id)s::bigint)
-   AND e.txid < pg_snapshot_xmin(pg_current_snapshot())
+   AND e.txid < (SELECT autodoctor.event_watermark())
  ORDER BY e.txid, e.id
  LIMIT %(limit)s
 """
@@ -303,6 +304,9 @@ SELECT application_name AS name, state,
 """
 
 RELAY_EVENTS: Final = "SELECT autodoctor.relay_events() AS n"  # default batch of 1000
+
+#: The transaction id below which the event log is final, as a Python int.
+EVENT_WATERMARK: Final = "SELECT autodoctor.event_watermark()::text::bigint"
 
 #: Whether the current role may run relay_events() (the service role may).
 MAY_RELAY: Final = (

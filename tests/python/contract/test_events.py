@@ -13,6 +13,7 @@ import autodoctor_db as ad
 import psycopg
 import pytest
 from autodoctor_db import errors
+from psycopg.conninfo import make_conninfo
 
 
 class Follower:
@@ -132,6 +133,98 @@ def test_lower_event_id_of_younger_transaction_is_not_skipped(
     # Delivered in transaction order: the older transaction's (higher-id) event first.
     assert [e.request_id for e in f.events] == [older_req.id, younger_req.id]
     assert f.events[0].id > f.events[1].id
+
+
+def _hold_a_transaction_id(conn: psycopg.Connection[Any]) -> int:
+    """Gives conn's open transaction a transaction id (as any writer has) and returns it."""
+    row = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _snapshot_xmin(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_writer_in_another_database_does_not_hold_back_followers(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    """A transaction of another database (a migration, a batch job) cannot log an event
+    here: the follower delivers while it stays open. v0.1.0's cluster-wide mark
+    (pg_snapshot_xmin) stayed below the event until that transaction ended."""
+    customer = make_user()
+    f = follow(0)
+    elsewhere = make_conninfo(dsn, dbname="postgres")
+    with psycopg.connect(elsewhere) as unrelated:
+        unrelated_xid = _hold_a_transaction_id(unrelated)
+        with db.as_user(customer) as u:
+            req = u.create_session_request("chat", "free")
+        f.wait_for(1, timeout=10)
+        assert f.events[0].request_id == req.id
+        assert f.events[0].txid is not None and f.events[0].txid > unrelated_xid
+        # The control: the cluster-wide mark is still held below the delivered event.
+        assert _snapshot_xmin(dsn) <= unrelated_xid < f.events[0].txid
+        unrelated.rollback()
+
+
+def test_a_writer_of_this_database_holding_a_transaction_id_still_holds_back(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    """An open transaction of this database may still log an event under its older id, so
+    later events wait for it, and its own event is delivered first once it commits."""
+    customer, other = make_user(), make_user()
+    f = follow(0)
+    with psycopg.connect(dsn) as older:
+        _hold_a_transaction_id(older)
+        with db.as_user(customer) as u:
+            later = u.create_session_request("chat", "free")
+        time.sleep(0.5)
+        assert f.events == [], "delivered past a running writer of this database"
+        older.execute(
+            "SELECT set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"role": "authenticated", "sub": str(other)}),),
+        )
+        row = older.execute(
+            "SELECT id FROM autodoctor.create_session_request('chat', 'free')"
+        ).fetchone()
+        assert row is not None
+        older.commit()
+    f.wait_for(2)
+    assert [e.request_id for e in f.events] == [row[0], later.id]
+
+
+def test_the_relay_is_not_held_back_by_a_writer_in_another_database(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID]
+) -> None:
+    with db.as_service() as svc:
+        svc.set_notify_mode("relay")
+    try:
+        elsewhere = make_conninfo(dsn, dbname="postgres")
+        with (
+            psycopg.connect(dsn, autocommit=True) as listener,
+            psycopg.connect(elsewhere) as unrelated,
+        ):
+            listener.execute("LISTEN autodoctor")
+            unrelated_xid = _hold_a_transaction_id(unrelated)
+            with db.as_user(make_user()) as u:
+                req = u.create_session_request("chat", "free")
+            with db.as_service() as svc:
+                assert svc.relay_events() == 1
+            payloads = [json.loads(n.payload) for n in listener.notifies(timeout=1, stop_after=1)]
+            assert [(p["event"], p["request_id"]) for p in payloads] == [
+                ("new_request", str(req.id))
+            ]
+            assert _snapshot_xmin(dsn) <= unrelated_xid
+            unrelated.rollback()
+    finally:
+        with db.as_service() as svc:
+            svc.set_notify_mode("transaction")
 
 
 def test_events_committed_while_disconnected_are_replayed_once(

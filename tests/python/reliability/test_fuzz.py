@@ -520,6 +520,7 @@ SPECS = [
     ),
     Spec("run_maintenance", "service_role", SERVICE, {}),
     Spec("check_invariants", "service_role", SERVICE, {}),
+    Spec("event_watermark", "service_role", SERVICE, {}),
     Spec(
         "relay_events",
         "service_role",

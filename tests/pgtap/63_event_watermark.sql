@@ -1,0 +1,50 @@
+-- event_watermark: the transaction id below which session_events is final, for the
+-- service role (followers of the whole log, the relay). The part that needs other sessions (a
+-- writer of another database is not waited for, one of this database is) is tested with
+-- real connections in tests/python/contract/test_events.py; here: the catalog, the grants,
+-- and that the value lies within the caller's snapshot and never above a running
+-- transaction of this database (this test's own transaction is one, for other sessions).
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
+SET LOCAL search_path = extensions, public;
+
+SELECT plan(11);
+\ir helpers.psql
+
+SELECT has_function('autodoctor', 'event_watermark', ARRAY[]::name[], 'event_watermark() should exist');
+SELECT function_returns('autodoctor', 'event_watermark', ARRAY[]::name[], 'xid8',
+    'event_watermark should return a transaction id (xid8)');
+SELECT is_definer('autodoctor', 'event_watermark', ARRAY[]::name[],
+    'event_watermark should be SECURITY DEFINER, as every contract function');
+SELECT volatility_is('autodoctor', 'event_watermark', ARRAY[]::name[], 'stable',
+    'event_watermark should be STABLE: one value per statement');
+SELECT function_privs_are('autodoctor', 'event_watermark', ARRAY[]::name[], 'authenticated',
+    ARRAY[]::name[], 'authenticated should not execute event_watermark');
+SELECT function_privs_are('autodoctor', 'event_watermark', ARRAY[]::name[], 'service_role',
+    ARRAY['EXECUTE'], 'service_role should execute event_watermark');
+SELECT function_privs_are('autodoctor', 'event_watermark', ARRAY[]::name[], 'anon',
+    ARRAY[]::name[], 'anon should not execute event_watermark');
+
+SELECT pg_temp.new_user('alice', 'Alice');
+SELECT pg_temp.login('alice');
+SELECT * FROM pg_temp.throws_reason($$SELECT autodoctor.event_watermark()$$,
+    '42501', NULL, 'a user should not be able to call event_watermark');
+SELECT pg_temp.logout();
+
+SELECT pg_temp.login_service();
+SELECT ok(autodoctor.event_watermark() BETWEEN pg_snapshot_xmin(pg_current_snapshot())
+                                           AND pg_snapshot_xmax(pg_current_snapshot()),
+    'as the service role it should lie between the snapshot''s xmin and xmax');
+SELECT pg_temp.logout();
+
+-- This transaction holds a transaction id now (new_user wrote): to itself it is not
+-- running, so the mark may pass it; what it must never pass is an xid of this database
+-- that its snapshot lists as running.
+SELECT ok(NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(pg_current_snapshot()) AS x (xid)
+                       JOIN pg_stat_activity a ON a.backend_xid = x.xid::xid
+                      WHERE a.datname = current_database()
+                        AND x.xid < autodoctor.event_watermark()),
+    'it should never lie above a running transaction of this database');
+
+SELECT * FROM finish();
+ROLLBACK;
