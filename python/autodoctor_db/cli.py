@@ -191,6 +191,7 @@ def cmd_worker(db: Database, args: argparse.Namespace) -> int:
         poll_interval=args.poll,
         maintenance=args.maintenance,
         maintenance_interval=args.maintenance_interval,
+        relay_interval=args.relay_interval,
     )
     _on_sigterm(worker.stop)
     try:
@@ -458,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run run_maintenance(): auto = only where pg_cron is not installed",
     )
     p.add_argument("--maintenance-interval", type=float, default=60.0)
+    p.add_argument(
+        "--relay-interval",
+        type=float,
+        default=0.02,
+        help="seconds between relay_events() calls in relay notify mode (default 0.02)",
+    )
 
     p = add("status", "operational counts")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -12,8 +12,10 @@ deleted). A slow or silent mail server therefore holds nothing in the database. 
 is at-least-once: if the worker dies after the SMTP server took a mail but before it
 recorded the attempt, the lease runs out and that mail is sent again. Where pg_cron is
 not installed in the database, ``run_maintenance()`` runs every ``maintenance_interval``
-seconds. In relay notify mode it also calls ``relay_events()`` every ``relay_interval``
-seconds. SIGTERM (or ``stop``) ends the loop after the current round.
+seconds. In relay notify mode a thread of its own calls ``relay_events()`` every
+``relay_interval`` seconds (20 ms), so neither a slow mail server nor a long maintenance run
+delays a broadcast; it reads the mode every ``mode_check_interval`` seconds and follows a
+switch at run time. SIGTERM (or ``stop``) ends the loop after the current round.
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ class Worker:
         poll_interval: float = 2.0,
         maintenance: MaintenanceMode = "auto",
         maintenance_interval: float = 60.0,
-        relay_interval: float = 0.1,
+        relay_interval: float = 0.02,
+        mode_check_interval: float = 1.0,
     ) -> None:
         self.db = db
         self.smtp = smtp
@@ -105,6 +108,7 @@ class Worker:
         self.maintenance = maintenance
         self.maintenance_interval = maintenance_interval
         self.relay_interval = relay_interval
+        self.mode_check_interval = mode_check_interval
         self.stop_event = threading.Event()
 
     def _send(self, note: Notification) -> str | None:
@@ -170,20 +174,42 @@ class Worker:
             raise from_psycopg(exc) from exc
         return str(row[0]) if row else "transaction"
 
-    def _pause(self, relay: bool) -> None:
-        """Wait until the next outbox round, relaying broadcasts meanwhile in relay mode."""
-        deadline = _now() + self.poll_interval
-        while not self.stop_event.is_set() and _now() < deadline:
-            if relay:
-                try:
+    def relay_loop(self) -> None:
+        """Until :meth:`stop`: in relay mode, ``relay_events()`` every ``relay_interval``.
+
+        Runs on a thread of its own (``run`` starts it), with its own pooled connection per
+        call: a send stalled on the mail server, a backlog of e-mails or a maintenance run
+        on the main loop never holds a broadcast back. The mode is read every
+        ``mode_check_interval``, so a switch is followed at run time.
+        """
+        relay = False
+        next_check = 0.0
+        while not self.stop_event.is_set():
+            try:
+                if _now() >= next_check:
+                    now_relay = self.notify_mode() == "relay"
+                    next_check = _now() + self.mode_check_interval
+                    if now_relay != relay:
+                        relay = now_relay
+                        log.info(
+                            "notify mode %s",
+                            f"relay: relaying broadcasts every {self.relay_interval:g}s"
+                            if relay
+                            else "transaction: each event's transaction broadcasts it",
+                        )
+                if relay:
                     with self.db.as_service() as svc:
                         svc.relay_events()
-                except AutodoctorError as exc:
-                    log.error("relay failed: %s", exc)
-            self.stop_event.wait(self.relay_interval if relay else deadline - _now())
+            except AutodoctorError as exc:
+                log.error("relay failed: %s", exc)
+                self.stop_event.wait(1.0)  # the database is away: one line a second, not 50
+                continue
+            wait = self.relay_interval if relay else next_check - _now()
+            self.stop_event.wait(max(wait, 0.0))
 
     def run(self) -> None:
-        """Loop until :meth:`stop`: drain the outbox, run maintenance when it is due."""
+        """Loop until :meth:`stop`: drain the outbox, run maintenance when it is due; the
+        relay runs beside it on its own thread."""
         run_maintenance = self.maintenance == "always" or (
             self.maintenance == "auto" and not self.pg_cron_present()
         )
@@ -193,36 +219,28 @@ class Worker:
             self.smtp.port,
             f"every {self.maintenance_interval:g}s" if run_maintenance else "by pg_cron / off",
         )
-        relay = False
+        relay = threading.Thread(target=self.relay_loop, name="autodoctor-relay", daemon=True)
+        relay.start()
         next_maintenance = 0.0
-        while not self.stop_event.is_set():
-            try:
-                # The mode is read every round: a switch at run time is followed at once.
-                now_relay = self.notify_mode() == "relay"
-                if now_relay != relay:
-                    relay = now_relay
-                    log.info(
-                        "notify mode %s",
-                        f"relay: relaying broadcasts every {self.relay_interval:g}s"
-                        if relay
-                        else "transaction: each event's transaction broadcasts it",
-                    )
-                if relay:  # every round, so an outbox backlog never starves the relay
-                    with self.db.as_service() as svc:
-                        svc.relay_events()
-                if run_maintenance and _now() >= next_maintenance:
-                    with self.db.as_service() as svc:
-                        report = svc.run_maintenance()
-                    log.info("maintenance: %s", report)
-                    next_maintenance = _now() + self.maintenance_interval
-                result = self.drain_once()
-                if result.sent or result.retried or result.failed:
-                    log.info("outbox: %s", result)
-                    if result.sent + result.retried + result.failed >= self.batch_size:
-                        continue  # more may be due: no pause
-            except AutodoctorError as exc:
-                log.error("worker round failed: %s", exc)
-            self._pause(relay)
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    if run_maintenance and _now() >= next_maintenance:
+                        with self.db.as_service() as svc:
+                            report = svc.run_maintenance()
+                        log.info("maintenance: %s", report)
+                        next_maintenance = _now() + self.maintenance_interval
+                    result = self.drain_once()
+                    if result.sent or result.retried or result.failed:
+                        log.info("outbox: %s", result)
+                        if result.sent + result.retried + result.failed >= self.batch_size:
+                            continue  # more may be due: no pause
+                except AutodoctorError as exc:
+                    log.error("worker round failed: %s", exc)
+                self.stop_event.wait(self.poll_interval)
+        finally:
+            self.stop_event.set()
+            relay.join(30)
         log.info("worker stopped")
 
     def stop(self) -> None:

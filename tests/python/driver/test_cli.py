@@ -211,7 +211,7 @@ def test_schema_sql_applied_with_psql_equals_a_sqitch_deploy(
     dsn: str, admin: psycopg.Connection[Any], tmp_path: Any
 ) -> None:
     """`schema sql` as teams keeping their own migrations use it: psql, no sqitch."""
-    from test_migrations import Server, must, sqitch
+    from operations.test_migrations import Server, must, sqitch
 
     server = Server(host=admin.info.host, port=admin.info.port, user=admin.info.user, password=None)
     plain, reference = server.create_db(), server.create_db()

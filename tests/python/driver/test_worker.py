@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -379,6 +380,46 @@ def test_a_silent_mail_server_holds_nothing_in_the_database(
         " WHERE kind = 'new_request' ORDER BY id LIMIT 1"
     ).fetchone()
     assert row == ("pending", 1, True)  # the attempt is recorded, to be retried
+
+
+def test_relay_mode_broadcasts_while_the_mail_server_stalls(
+    db: ad.Database,
+    dsn: str,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+) -> None:
+    """In relay mode the worker relays on a thread of its own: while its outbox round waits
+    on a mail server that never answers, a plain LISTEN client still gets a new event's
+    NOTIFY (the relay used to run only between outbox rounds)."""
+    _queue(db, make_user, make_mechanic, n_mechanics=1)
+    silent = SilentServer()
+    with db.as_service() as svc:
+        svc.set_notify_mode("relay")
+    worker = Worker(
+        db, SmtpSettings(port=silent.port, timeout=60), maintenance="never", poll_interval=0.1
+    )
+    running = threading.Thread(target=worker.run)
+    running.start()
+    try:
+        assert silent.accepted.wait(30), "the worker never reached the mail server"
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute("LISTEN autodoctor")
+            with db.as_user(make_user()) as u:
+                later = u.create_session_request("video", "free")
+            notes = list(listener.notifies(timeout=10, stop_after=1))
+        assert [json.loads(n.payload)["request_id"] for n in notes] == [str(later.id)]
+        # The send is still stalled: no attempt of the leased e-mail is recorded yet.
+        assert admin.execute(
+            "SELECT max(attempts) FROM autodoctor.notification_outbox"
+        ).fetchone() == (0,)
+    finally:
+        worker.stop()
+        silent.close()
+        running.join(60)
+        with db.as_service() as svc:
+            svc.set_notify_mode("transaction")
+    assert not running.is_alive()
 
 
 def test_new_request_mail_goes_to_mechanics_who_could_accept_now(
