@@ -18,14 +18,20 @@ if TYPE_CHECKING:
     from .runner import Harness
 
 
+def _params(query: str) -> dict[str, Any] | None:
+    """The LIMIT, where the query takes it as a parameter (the driver's incoming_requests
+    query carries it as a literal)."""
+    return {"limit": 100} if "%(limit)s" in query else None
+
+
 def measure(h: Harness) -> dict[str, Any]:
     """Item 6: incoming_requests and my_sessions at volume, as the driver queries them."""
     try:
-        from autodoctor_db import queries
+        from autodoctor_db import calls, queries
 
-        incoming_sql, my_sql = queries.INCOMING_REQUESTS, queries.MY_SESSIONS
+        incoming_sql, my_sql = calls.incoming_requests(100).query, queries.MY_SESSIONS
     except ImportError:  # pragma: no cover - the driver is installed in the venv
-        incoming_sql = "SELECT * FROM autodoctor.incoming_requests LIMIT %(limit)s"
+        incoming_sql = "SELECT * FROM autodoctor.incoming_requests LIMIT 100"
         my_sql = "SELECT * FROM autodoctor.my_sessions LIMIT %(limit)s"
     p = h.prof
 
@@ -66,7 +72,7 @@ def measure(h: Harness) -> dict[str, Any]:
                         conn.execute(setting.strip())
                     query = query[len(DIAG_SETTINGS) :]
                 t0 = time.perf_counter()
-                rows = conn.execute(query, {"limit": 100}).fetchall()
+                rows = conn.execute(query, _params(query)).fetchall()
                 return time.perf_counter() - t0, len(rows)
 
         for query, pick in views.values():  # warm-up
@@ -98,7 +104,7 @@ def measure(h: Harness) -> dict[str, Any]:
                         conn.execute(setting.strip())
                     query = query[len(DIAG_SETTINGS) :]
                 rows = conn.execute(
-                    "EXPLAIN (ANALYZE, BUFFERS) " + query, {"limit": 100}
+                    "EXPLAIN (ANALYZE, BUFFERS) " + query, _params(query)
                 ).fetchall()
                 plans[name] = "\n".join(r[0] for r in rows)
     return {

@@ -203,7 +203,14 @@ def set_mechanic_availability(
 
 
 def incoming_requests(limit: int) -> Call[list[IncomingRequest]]:
-    return Call(queries.INCOMING_REQUESTS, {"limit": limit}, IncomingRequest, _rows)
+    """The limit goes into the text as a literal (see ``queries.INCOMING_REQUESTS``), so
+    it is checked here: an ``int`` from 0 up, else ``InvalidInput`` before anything is
+    sent (22023, as a negative LIMIT would be refused by the server)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInput(
+            f"limit must be a whole number from 0 up, not {limit!r}", sqlstate="22023"
+        )
+    return Call(queries.INCOMING_REQUESTS.format(limit=limit), {}, IncomingRequest, _rows)
 
 
 # --- operations --------------------------------------------------------------------------

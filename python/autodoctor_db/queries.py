@@ -93,11 +93,17 @@ SET_MECHANIC_AVAILABILITY: Final = (
 """
 )
 
+#: The mechanic's dashboard. ``{limit}`` is filled in as a literal integer by
+#: ``calls.incoming_requests`` (never a parameter): a statement without parameters,
+#: prepared, runs one cached generic plan, whereas with ``LIMIT $1`` PostgreSQL plans it
+#: anew on every call (its generic estimate for an unknown limit loses to every custom
+#: plan), and planning this view through the request policy costs more than running it:
+#: 2.2 ms against 0.8 ms a call at 50,000 pending requests.
 INCOMING_REQUESTS: Final = """
 SELECT id, created_at, expires_at, session_type::text AS session_type, plan_code,
        customer_name, notes, intake_id, distance_km
   FROM autodoctor.incoming_requests
- LIMIT %(limit)s
+ LIMIT {limit}
 """
 
 #: Reading the table as a user: every column but customer_email, which authenticated

@@ -284,6 +284,32 @@ def test_cancel_session_request(api: Any, make_user: Callable[..., uuid.UUID]) -
 # --- the mechanic -----------------------------------------------------------------------------
 
 
+@pytest.mark.direct_only  # prepared statements: the pooler pass runs with prepare=False
+def test_incoming_requests_runs_one_cached_plan_and_checks_its_limit(
+    dsn: str, make_user: Callable[..., uuid.UUID], make_mechanic: Callable[..., uuid.UUID]
+) -> None:
+    """The limit is a literal, so psycopg's prepared statement runs one generic plan: no
+    planning per call (with LIMIT $1 every call got a custom plan: planned anew, which at
+    50,000 pending requests cost more than running it)."""
+    with ad.connect(dsn, min_size=1, max_size=1) as one:
+        mechanic = _online_mechanic(one, make_mechanic)
+        with one.as_user(make_user()) as u:
+            u.create_session_request("chat", "free")
+        for _ in range(8):  # psycopg prepares on the 5th execution
+            with one.as_user(mechanic) as m:
+                assert len(m.incoming_requests(limit=10)) == 1
+        with one.as_user(mechanic) as m:
+            plans = m._conn.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%%autodoctor.incoming_requests%%'"
+            ).fetchall()
+        assert len(plans) == 1 and plans[0][0] >= 3 and plans[0][1] == 0, plans
+        for bad in (-1, True, 2.5, "10; SELECT 1"):
+            with pytest.raises(errors.InvalidInput) as info, one.as_user(mechanic) as m:
+                m.incoming_requests(limit=bad)  # type: ignore[arg-type]
+            assert info.value.sqlstate == "22023"
+
+
 def test_accept_transition_and_reads(
     api: Any, make_user: Callable[..., uuid.UUID], make_mechanic: Callable[..., uuid.UUID]
 ) -> None:
