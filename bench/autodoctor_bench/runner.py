@@ -129,7 +129,13 @@ class Harness:
     # --- the pool of pending requests that accepts consume -----------------------------
 
     def ensure_pool(self, count: int) -> int:
-        """Make sure pool requests pool_next .. pool_next+count-1 exist; return pool_next."""
+        """Make sure pool requests pool_next .. pool_next+count-1 exist; return pool_next.
+
+        They are stamped as fanned out already (``notification_sent_at``), like the
+        dataset's pending requests: the accept runs measure the accept, and a worker
+        started for a delivery mode (the relay) must not spend them fanning out e-mails to
+        tens of thousands of requests the runs without a worker never fan out (its long
+        fan-out transactions also held the relay's mark back: p50 50-300 ms)."""
         need_top = self.pool_next + count
         if need_top > self.pool_top:
             new_top = need_top + max(count, 20_000)
@@ -139,11 +145,11 @@ class Harness:
                     """
                     INSERT INTO autodoctor.session_requests
                         (id, customer_id, session_type, plan_code, status, customer_name,
-                         customer_email, notes, expires_at)
+                         customer_email, notes, expires_at, notification_sent_at)
                     SELECT bench.uid('pool', n), bench.uid('cust', n %% %(ncust)s), 'video', 'free',
                            'pending', 'Customer ' || n %% %(ncust)s,
                            'customer' || n %% %(ncust)s || '@example.test',
-                           'Brakes squeal when cold.', now() + interval '24 hours'
+                           'Brakes squeal when cold.', now() + interval '24 hours', now()
                       FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n""",
                     {"ncust": self.prof.customers, "lo": self.pool_top, "hi": new_top},
                 )

@@ -119,3 +119,38 @@ def test_expiry_sweep_uses_the_pending_expiry_index(
         " WHERE r.status = 'pending' AND r.expires_at <= now() ORDER BY r.expires_at",
     )
     assert "session_requests_pending_expiry_idx" in plan, plan
+
+
+def test_the_pending_cap_counts_through_the_pending_customer_index(
+    admin: psycopg.Connection[Any], loaded: dict[str, uuid.UUID], make_user: Any
+) -> None:
+    """The cap's count (create_session_request, submit_intake: the same statement) finds
+    the customer's pending requests by session_requests_pending_customer_idx. Before it
+    ANDed the customer's whole history (customer_id_idx) with the whole pending queue
+    (pending_expiry_idx): ~150 index pages a create at 50,000 pending."""
+    customer = make_user()
+    admin.execute(
+        "INSERT INTO autodoctor.session_requests (customer_id, session_type, plan_code, status,"
+        "       created_at, expires_at, cancelled_at)"
+        " SELECT %s, 'chat', 'free', 'cancelled', now() - g * interval '1 hour',"
+        "        now() - g * interval '1 hour' + interval '1 day', now() - g * interval '1 hour'"
+        "   FROM generate_series(1, 400) g",
+        (customer,),
+    )
+    admin.execute("ANALYZE autodoctor.session_requests")
+    plan = _plan(
+        admin,
+        "SELECT count(*) FROM autodoctor.session_requests r"
+        " WHERE r.customer_id = %s AND r.status = 'pending' AND r.expires_at > now()",
+        (customer,),
+    )
+    assert "session_requests_pending_customer_idx" in plan, plan
+    assert "session_requests_pending_expiry_idx" not in plan, plan
+    for fn in ("create_session_request", "submit_intake"):
+        body = admin.execute(
+            "SELECT prosrc FROM pg_proc WHERE oid = %s::regproc", (f"autodoctor.{fn}",)
+        ).fetchone()
+        assert body is not None
+        assert "WHERE r.customer_id = v_uid AND r.status = 'pending' AND r.expires_at > now()" in (
+            " ".join(body[0].split())
+        ), fn
