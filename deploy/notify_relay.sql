@@ -44,6 +44,18 @@ BEGIN
     IF (SELECT s.notify_mode FROM autodoctor.settings s WHERE s.id) IS DISTINCT FROM 'relay' THEN
         RETURN 0;
     END IF;
+    -- Nothing final to announce: return before locking the relay's row, so that an idle
+    -- relay polling every few milliseconds only reads (no transaction id, no WAL, no
+    -- commit flush). Another relay may move the mark meanwhile; the locked read below is
+    -- the one that counts.
+    IF NOT EXISTS (
+        SELECT 1
+          FROM autodoctor.relay_state s
+          JOIN autodoctor.session_events e
+            ON (e.txid, e.id) > (s.last_txid, s.last_event_id) AND e.txid < v_final
+         WHERE s.id) THEN
+        RETURN 0;
+    END IF;
     SELECT s.last_txid, s.last_event_id INTO v_last_txid, v_last_id
       FROM autodoctor.relay_state s WHERE s.id FOR UPDATE SKIP LOCKED;
     IF NOT FOUND THEN

@@ -104,7 +104,7 @@ DELIVERY_MODES: list[DeliveryMode] = [
     DeliveryMode(
         name="relay",
         title="event row only; relay_events() sends the same per-event NOTIFYs in one "
-        "transaction per batch, from the worker every 20 ms",
+        "transaction per batch, from the worker every 10 ms",
         setup=("SELECT autodoctor.set_notify_mode('relay')",),
         teardown=("SELECT autodoctor.set_notify_mode('transaction')",),
         relay=(

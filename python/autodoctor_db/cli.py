@@ -462,8 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--relay-interval",
         type=float,
-        default=0.02,
-        help="seconds between relay_events() calls in relay notify mode (default 0.02)",
+        default=0.01,
+        help="seconds between relay_events() calls in relay notify mode (default 0.01)",
     )
 
     p = add("status", "operational counts")

@@ -13,7 +13,7 @@ is at-least-once: if the worker dies after the SMTP server took a mail but befor
 recorded the attempt, the lease runs out and that mail is sent again. Where pg_cron is
 not installed in the database, ``run_maintenance()`` runs every ``maintenance_interval``
 seconds. In relay notify mode a thread of its own calls ``relay_events()`` every
-``relay_interval`` seconds (20 ms), so neither a slow mail server nor a long maintenance run
+``relay_interval`` seconds (10 ms), so neither a slow mail server nor a long maintenance run
 delays a broadcast; it reads the mode every ``mode_check_interval`` seconds and follows a
 switch at run time. SIGTERM (or ``stop``) ends the loop after the current round.
 """
@@ -97,7 +97,7 @@ class Worker:
         poll_interval: float = 2.0,
         maintenance: MaintenanceMode = "auto",
         maintenance_interval: float = 60.0,
-        relay_interval: float = 0.02,
+        relay_interval: float = 0.01,
         mode_check_interval: float = 1.0,
     ) -> None:
         self.db = db

@@ -199,6 +199,29 @@ def test_a_writer_of_this_database_holding_a_transaction_id_still_holds_back(
     assert [e.request_id for e in f.events] == [row[0], later.id]
 
 
+def test_an_idle_relay_only_reads(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID]
+) -> None:
+    """relay_events() with nothing final to announce takes no row lock: no transaction id,
+    so no WAL and no commit flush for a relay polling every few milliseconds."""
+    with db.as_service() as svc:
+        svc.set_notify_mode("relay")
+    try:
+        with db.as_user(make_user()) as u:
+            u.create_session_request("chat", "free")
+        with psycopg.connect(dsn) as conn:
+            conn.execute("SET ROLE service_role")
+            assert conn.execute("SELECT autodoctor.relay_events()").fetchone() == (1,)
+            assert conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone() != (None,)
+            conn.commit()
+            assert conn.execute("SELECT autodoctor.relay_events()").fetchone() == (0,)
+            assert conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone() == (None,)
+            conn.commit()
+    finally:
+        with db.as_service() as svc:
+            svc.set_notify_mode("transaction")
+
+
 def test_the_relay_is_not_held_back_by_a_writer_in_another_database(
     db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID]
 ) -> None:
