@@ -83,8 +83,8 @@ def render_runs(rep: Harness) -> str:
         return msg
     p = rep.r["profile"]
     rows = [
-        "| run | clients | tps median | tps spread | p50 ms | p99 ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| run | clients | tps median | tps spread | p50 ms | p99 ms | WAL fsyncs per commit |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for entry in rep.s["matrix"]["plan"]:
         key = run_key(entry)
@@ -100,7 +100,8 @@ def render_runs(rep: Harness) -> str:
         rows.append(
             f"| {name} | {entry['clients']} | {fmt(med(rep.tps(key)))} | {fspread(rep.tps(key))} "
             f"| {fmt(med([r.get('p50_ms') for r in runs]), 2)} | "
-            f"{fmt(med([r.get('p99_ms') for r in runs]), 2)} |"
+            f"{fmt(med([r.get('p99_ms') for r in runs]), 2)} | "
+            f"{fmt(med([r.get('fsyncs_per_commit') for r in runs]), 2)} |"
         )
     errors = [
         f"- `{k}` rep {i + 1}: {r['error'][-400:]}"
@@ -114,7 +115,9 @@ def render_runs(rep: Harness) -> str:
     return (
         text
         + f"\n\n{p['reps']} repetitions of {p['seconds']:.0f} s each, interleaved in this order "
-        "within every repetition."
+        "within every repetition. WAL fsyncs per commit: `pg_stat_wal.wal_sync` over the "
+        "transactions committed in the run (`pg_stat_database.xact_commit`, whole cluster); "
+        "below 1 means commits shared a flush (group commit)."
     )
 
 

@@ -315,12 +315,32 @@ class Harness:
             os.unlink(path)  # the percentiles are kept; the raw logs are large
         return res
 
+    def wal_counters(self) -> tuple[int, int]:
+        """(WAL fsyncs, commits) of the whole cluster so far: pg_stat_wal.wal_sync and the
+        sum of pg_stat_database.xact_commit (a pgbench client's counts arrive when it
+        exits, before pgbench returns)."""
+        rows = self.sql(
+            "SELECT (SELECT wal_sync FROM pg_stat_wal),"
+            " (SELECT sum(xact_commit) FROM pg_stat_database)::bigint"
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
     def pgbench(self, tag: str, db: str, clients: int, seconds: float, **kw: Any) -> dict[str, Any]:
         cmd = self.pgbench_cmd(tag, db, clients, seconds, **kw)
+        syncs0, commits0 = self.wal_counters()
         cpu0, t0 = children_cpu_s(), time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 300)
         cpu, wall = children_cpu_s() - cpu0, time.monotonic() - t0
+        time.sleep(0.6)  # the WAL writer reports its syncs at most every 500 ms
+        syncs1, commits1 = self.wal_counters()
         res = self.pgbench_result(tag, proc, proc.stdout, proc.stderr, proc.returncode)
+        # WAL fsyncs per committed transaction over the run (the bench's own two counter
+        # reads are two more commits: negligible beside thousands).
+        res["wal_syncs"] = syncs1 - syncs0
+        res["commits"] = commits1 - commits0
+        res["fsyncs_per_commit"] = (
+            (syncs1 - syncs0) / (commits1 - commits0) if commits1 > commits0 else None
+        )
         # The CPU pgbench itself used (user + system), in cores over its run.
         res["wall_s"] = wall
         res["pgbench_cpu"] = cpu / wall if wall > 0 else None

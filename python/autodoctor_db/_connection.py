@@ -3,8 +3,9 @@
 - :func:`connection_kwargs`: the libpq settings of every connection (TCP keepalives, a
   connect timeout, ``fallback_application_name``), so that the sync and async pools and
   the LISTEN connections are opened alike;
-- :class:`PoolCheck` / :class:`AsyncPoolCheck`: the pool's ``check`` callback, psycopg_pool's
-  own ``check_connection`` run before a pooled connection is handed out;
+- :class:`PoolCheck` / :class:`AsyncPoolCheck`: the pool's ``check`` callback run before a
+  pooled connection is handed out: a look at its socket, and psycopg_pool's own
+  ``check_connection`` (a round trip) only when something is waiting there;
 - :func:`open_pool` / :func:`open_pool_async`: open a pool and, with ``wait``, fail fast
   with :class:`~autodoctor_db.errors.ConnectionFailed` when the server cannot be reached.
 """
@@ -15,12 +16,14 @@ import asyncio
 import logging
 import math
 import os
+import select
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
@@ -233,11 +236,34 @@ async def open_pool_async(
             raise _failure(connect_timeout, pool.min_size, error) from error
 
 
+def looks_sound(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle pooled connection can be handed out without a round trip.
+
+    A connection at rest has nothing to read: the server sends nothing unasked. A backend
+    that was terminated (``pg_terminate_backend``, an administrator, a crash) or a server
+    that shut down or restarted has sent its FATAL error or closed the socket, and either
+    makes the socket readable. So: open, idle, and a ``select`` with no timeout finds
+    nothing to read. Anything else (data waiting, a closed or broken connection, an open
+    transaction, a socket error) is left to the round trip. What no check can see without
+    waiting (a host that vanished without closing the socket) the TCP keepalives bound.
+    """
+    if conn.closed or conn.broken:
+        return False
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
+
+
 class PoolCheck:
     """The ``check`` callback of the pools ``connect()`` opens.
 
-    psycopg_pool runs it before handing a connection out; it is psycopg_pool's own
-    ``ConnectionPool.check_connection`` (an empty query: one round trip). A connection
+    psycopg_pool runs it before handing a connection out. A connection whose socket has
+    nothing waiting (:func:`looks_sound`) is handed out at once; any other gets psycopg_pool's
+    own ``ConnectionPool.check_connection`` (an empty query: one round trip). A connection
     failing it is discarded and replaced by the pool, and the caller is given another.
     A failed check usually means every idle connection is dead (the server restarted, or
     an administrator terminated the backends), and the pool would otherwise hand them out
@@ -252,6 +278,8 @@ class PoolCheck:
         self._sweeping = threading.Lock()
 
     def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        if looks_sound(conn):
+            return
         try:
             ConnectionPool.check_connection(conn)
         except Exception:
@@ -283,6 +311,8 @@ class AsyncPoolCheck:
         self._task: asyncio.Task[None] | None = None
 
     async def __call__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if looks_sound(conn):
+            return
         try:
             await AsyncConnectionPool.check_connection(conn)
         except Exception:

@@ -508,10 +508,12 @@ def connect(
     - ``timeout`` (seconds, default 30): how long a call waits for a pooled connection
       before failing (psycopg_pool's ``timeout``; the error is a
       :class:`~autodoctor_db.errors.DatabaseError`).
-    - ``check`` (default ``True``): test each pooled connection (an empty query, one
-      round trip) before handing it out, so that after a server restart or terminated
-      backends the next caller gets a working connection instead of an error, once the
-      server is back. ``check=False`` saves that round trip per transaction.
+    - ``check`` (default ``True``): test each pooled connection before handing it out,
+      so that after a server restart or terminated backends the next caller gets a
+      working connection instead of an error, once the server is back. The test looks at
+      the connection's socket (a terminated backend or a restarted server has sent its
+      error or closed it) and costs a round trip (an empty query) only when something is
+      waiting there. ``check=False`` skips it.
     - ``application_name``: the name the server shows (``pg_stat_activity``) for the
       pool's and the listeners' connections. By default the DSN's own (or
       ``PGAPPNAME``'s) is kept, and ``autodoctor-db`` is only libpq's fallback.

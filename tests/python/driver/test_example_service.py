@@ -593,7 +593,7 @@ def test_a_real_restart_of_the_database_server_gives_no_500_and_then_200s(
     """Bonus: a private cluster stopped and started under the running service. While it is
     down the service answers 503 (retry), never 500; once it is back, 200s; and an
     /events stream open all along delivers every event exactly once."""
-    from test_migrations import PrivateCluster, _as_owner, must, sqitch
+    from operations.test_migrations import PrivateCluster, _as_owner, must, sqitch
 
     cluster = PrivateCluster()
     try:

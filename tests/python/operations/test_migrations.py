@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -100,7 +101,7 @@ class Server:
         return f"db:pg://{who}@{self.host}:{self.port}/{dbname}"
 
     def create_db(self, name: str | None = None) -> str:
-        name = name or f"autodoctor_mig_{os.getpid()}_{next(_names)}"
+        name = name or f"autodoctor_mig_{os.getpid()}_{next(_names)}_{secrets.token_hex(3)}"
         with self.connect() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.databases.append(name)
@@ -560,7 +561,7 @@ def unprivileged_deploy(shared: Server) -> tuple[str, list[str]]:
     """A deploy by a role with CREATE on the database only, PostGIS not installed (the
     roles exist, created by another deploy in this cluster): its output and what it left."""
     db = shared.create_db()
-    role = f"deployer_{os.getpid()}_{next(_names)}"
+    role = f"deployer_{os.getpid()}_{next(_names)}_{secrets.token_hex(3)}"
     with shared.connect() as conn:
         conn.execute(f'CREATE ROLE "{role}" LOGIN')
         conn.execute(f'GRANT CREATE ON DATABASE "{db}" TO "{role}"')
@@ -724,7 +725,7 @@ def test_upgrade_from_a_release_keeps_every_row_and_equals_a_fresh_deploy(
 
 def test_an_owner_role_without_pg_read_all_settings_can_deploy(shared: Server) -> None:
     db = shared.create_db()
-    role = f"deployer_{os.getpid()}_{next(_names)}"
+    role = f"deployer_{os.getpid()}_{next(_names)}_{secrets.token_hex(3)}"
     with shared.connect() as conn:
         conn.execute(f'CREATE ROLE "{role}" LOGIN')
         conn.execute(f'GRANT CREATE ON DATABASE "{db}" TO "{role}"')

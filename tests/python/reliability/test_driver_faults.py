@@ -40,9 +40,9 @@ import autodoctor_db as ad
 import psycopg
 import pytest
 from autodoctor_db import errors
+from operations.test_migrations import PrivateCluster, _as_owner, must, sqitch
 from psycopg_pool import PoolTimeout
 from support import footprint, new_user
-from test_migrations import PrivateCluster, _as_owner, must, sqitch
 
 VIA_POOLER = bool(os.environ.get("AUTODOCTOR_TEST_POOLER_PORT"))
 
@@ -892,3 +892,35 @@ def test_async_every_event_is_typed_with_enums(
             await adb.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.direct_only
+def test_a_sound_pooled_connection_is_handed_out_without_a_round_trip(
+    dsn: str, admin: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check looks at the socket first: 20 transactions on a healthy pool run no
+    check query; after pg_terminate_backend the dead connection's socket is readable, so it
+    gets the round trip, fails it, and the caller still gets a working connection."""
+    from psycopg_pool import ConnectionPool
+
+    checked: list[int] = []
+    real = ConnectionPool.check_connection
+
+    def counting(conn: psycopg.Connection[Any]) -> None:
+        checked.append(1)
+        real(conn)
+
+    monkeypatch.setattr(ConnectionPool, "check_connection", staticmethod(counting))
+    db = ad.connect(dsn, min_size=1, max_size=1)
+    try:
+        for _ in range(20):
+            with db.as_service() as s:
+                s.status()
+        assert checked == []
+        assert terminate(admin) >= 1
+        with db.as_service() as s:
+            s.status()
+        assert len(checked) >= 1
+        assert db.pool.get_stats().get("connections_lost", 0) >= 1
+    finally:
+        db.close()
