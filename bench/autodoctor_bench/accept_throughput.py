@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .config import DEFAULT_MODE, DELIVERY_MODES, GOAL_ACCEPT_VS_BARE, GOAL_ACCEPT_VS_TPCB
+from .config import (
+    DEFAULT_MODE,
+    DELIVERY_MODES,
+    GOAL_ACCEPT_VS_BARE,
+    GOAL_ACCEPT_VS_TPCB,
+    GOAL_CREATE_VS_ACCEPT,
+)
 from .stats import fmt, fspread, log, med
 
 if TYPE_CHECKING:
@@ -179,6 +185,13 @@ def render_create_and_intake(rep: Harness) -> str:
         key = f"{kind}@8"
         runs = rep.matrix_runs(key)
         ratios = rep.ratio_per_rep(key, "tpcb@8")
+        vs_accept = rep.ratio_per_rep(key, f"accept@8[{DEFAULT_MODE}]")
+        rep.goal(
+            f"5. {kind} vs accept @8 ({DEFAULT_MODE})",
+            f">= {GOAL_CREATE_VS_ACCEPT}x",
+            f"{fmt(med(vs_accept), 2)}x",
+            None if med(vs_accept) is None else med(vs_accept) >= GOAL_CREATE_VS_ACCEPT,
+        )
         lines.append(
             f"| {'create_session_request' if kind == 'create' else 'submit_intake'} | "
             f"{fmt(med(rep.tps(key)))} | {fspread(rep.tps(key))} | "
@@ -192,6 +205,26 @@ def render_create_and_intake(rep: Harness) -> str:
 def render_notify_lock(rep: Harness) -> str:
     if (msg := rep.missing("matrix")) is not None:
         return msg
+    fsyncs = [
+        "WAL fsyncs per commit at 8 clients (`pg_stat_wal.wal_sync` over the run's commits; "
+        "below 1 when commits share a flush):",
+        "",
+        "| run @8 | fsyncs per commit (median) | spread |",
+        "|---|---:|---:|",
+    ]
+    tpcb = [r.get("fsyncs_per_commit") for r in rep.matrix_runs("tpcb@8")]
+    fsyncs.append(f"| pgbench tpcb-like | {fmt(med(tpcb), 2)} | {fspread(tpcb, 2)} |")
+    for m in DELIVERY_MODES:
+        runs = [r.get("fsyncs_per_commit") for r in rep.matrix_runs(f"accept@8[{m.name}]")]
+        fsyncs.append(f"| accept, {m.name} | {fmt(med(runs), 2)} | {fspread(runs, 2)} |")
+        if m.name == DEFAULT_MODE:
+            ok = None if med(runs) is None or med(tpcb) is None else med(runs) <= med(tpcb)
+            rep.goal(
+                f"8. fsyncs per commit @8, default mode ({DEFAULT_MODE}) vs tpcb-like",
+                "<= tpcb-like's",
+                f"{fmt(med(runs), 2)} vs {fmt(med(tpcb), 2)}",
+                ok,
+            )
     lines = [
         "| clients | "
         + " | ".join(f"{m.name} tps (median, spread)" for m in DELIVERY_MODES)
@@ -239,4 +272,4 @@ def render_notify_lock(rep: Harness) -> str:
             "|---:|---|---|",
             *waits,
         ]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + "\n".join(fsyncs)

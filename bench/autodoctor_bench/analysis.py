@@ -27,6 +27,7 @@ from .config import (
     GOAL_ACCEPT_VS_TPCB,
     GOAL_CONTENTION_P99_MS,
     GOAL_DASHBOARD_P99_MS,
+    GOAL_DELIVERY_P99_MS,
     GOAL_DISPATCH_ROWS_S,
     GOAL_POOLED_VS_DIRECT,
     GOAL_VS_CLIENT_FLOW,
@@ -95,6 +96,26 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
     f["profile.session_foreign_keys"] = fmt(pr.get("session_foreign_keys"))
     nested = [float(row[3]) for row in pr.get("accept", {}).get("statements", []) if not row[5]]
     f["profile.accept_nested_max_ms"] = fmt(max(nested, default=None), 3)
+
+    # Item 8: fsyncs per commit and the relay's delivery latency.
+    def fsyncs(key: str) -> Any:
+        return med([x.get("fsyncs_per_commit") for x in rep.matrix_runs(key)])
+
+    fs_default, fs_tpcb = fsyncs(acc), fsyncs("tpcb@8")
+    f["notify.fsyncs_default"], f["notify.fsyncs_tpcb"] = fmt(fs_default, 2), fmt(fs_tpcb, 2)
+    f["notify.fsyncs_relay"] = fmt(fsyncs("accept@8[relay]"), 2)
+    f["notify.fsyncs_no_notify"] = fmt(fsyncs("accept@8[no_notify]"), 2)
+    c["fsyncs_missed"] = (
+        "matrix" in s and fs_default is not None and fs_tpcb is not None and fs_default > fs_tpcb
+    )
+    relay_runs = s.get("notify", {}).get("runs", {}).get("relay", [])
+    relay_p99 = med([x["latency"]["p99_ms"] for x in relay_runs if x.get("latency")])
+    f["notify.relay_p50"] = fmt(
+        med([x["latency"]["p50_ms"] for x in relay_runs if x.get("latency")]), 1
+    )
+    f["notify.relay_p99"] = fmt(relay_p99, 1)
+    c["relay_latency_missed"] = relay_p99 is not None and relay_p99 >= GOAL_DELIVERY_P99_MS
+    f["goal.delivery_p99_ms"] = fmt(GOAL_DELIVERY_P99_MS, 0)
 
     # Item 3: the driver against the client-side flow.
     py = s.get("python", {}).get("runs", {})

@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from .config import DEFAULT_MODE, DELIVERY_MODES
+from .config import DEFAULT_MODE, DELIVERY_MODES, GOAL_DELIVERY_P99_MS
 from .stats import fmt, fspread, log, med, ms
 
 if TYPE_CHECKING:
@@ -115,4 +115,22 @@ def render(rep: Harness) -> str:
             )
         else:
             lines.append(f"| {mode['title']} | {fmt(med(tps))} | {fspread(tps)} | — | — | — | — |")
+    for mode in n["modes"]:
+        if not mode["delivers"]:
+            continue
+        rs = n["runs"][mode["name"]]
+        p99 = med([r["latency"]["p99_ms"] for r in rs])
+        missed = sum(r["latency"]["missed"] for r in rs)
+        ok = None if p99 is None else (p99 < GOAL_DELIVERY_P99_MS and missed == 0)
+        v = rep.goal(
+            f"8. commit-to-listener p99 under load, {mode['name']} mode",
+            f"< {GOAL_DELIVERY_P99_MS:.0f} ms, none missed",
+            f"{fmt(p99, 1)} ms, {missed} missed",
+            ok,
+        )
+        lines.append("")
+        lines.append(
+            f"Goal p99 < {GOAL_DELIVERY_P99_MS:.0f} ms with nothing missed, {mode['name']} mode: "
+            f"{v}."
+        )
     return "\n".join(lines)

@@ -6,6 +6,7 @@ import contextlib
 import os
 from typing import TYPE_CHECKING, Any
 
+from .config import GOAL_VS_PEER
 from .stats import fmt, fspread, log, med
 
 if TYPE_CHECKING:
@@ -100,6 +101,12 @@ def render(rep: Harness) -> str:
     ours = [r["ops_per_s"] for r in peer["runs"]["ours"]]
     theirs = [r["ops_per_s"] for r in peer["runs"]["procrastinate"]]
     ratios = [a / b for a, b in zip(ours, theirs, strict=False) if a and b]
+    verdict = rep.goal(
+        "6. create + accept pairs vs Procrastinate defer + fetch",
+        f">= {GOAL_VS_PEER}x",
+        f"{fmt(med(ratios), 2)}x",
+        None if not ratios else med(ratios) >= GOAL_VS_PEER,
+    )
     return "\n".join(
         [
             f"Procrastinate {peer['version']} (from PyPI, its own virtualenv, schema applied with "
@@ -124,6 +131,6 @@ def render(rep: Harness) -> str:
             "",
             f"Ratio ours / Procrastinate: median {fmt(med(ratios), 2)}x (spread "
             f"{fspread(ratios, 2)}); "
-            "no goal, reported for scale.",
+            f"goal >= {GOAL_VS_PEER}x: {verdict}.",
         ]
     )
