@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from . import (
     accept_throughput,
     contention,
+    counters,
     dashboards,
     driver,
     notify_latency,
@@ -45,6 +46,7 @@ SECTIONS: dict[str, Callable[[Harness], dict[str, Any]]] = {
     "contention": contention.measure,
     "notify": notify_latency.measure,
     "realtime": realtime_cost.measure,
+    "counters": counters.measure,
     "dispatch": orphan_dispatch.measure,
     "peer": peer.measure,
     "scale": measure_scale,
@@ -55,6 +57,7 @@ RENDERERS: list[tuple[str, Callable[[Report], str]]] = [
     ("all_runs", accept_throughput.render_runs),
     ("accept_vs_tpcb", accept_throughput.render_vs_tpcb),
     ("accept_vs_bare", accept_throughput.render_vs_bare),
+    ("counters", counters.render),
     ("driver_vs_client_flow", driver.render_vs_client_flow),
     ("contention", contention.render),
     ("create_and_intake", accept_throughput.render_create_and_intake),

@@ -1,0 +1,266 @@
+"""Section ``counters`` (items 1 and 7): what one operation writes and reads, by counters
+that do not depend on the machine's noise.
+
+For each hot path and its yardsticks (the accept in every delivery mode, its bare floor,
+pgbench's tpcb-like, create_session_request and submit_intake), one pgbench client runs
+the same script as the throughput runs for a fixed number of transactions, twice: right
+after a ``CHECKPOINT`` (every page touched for the first time since writes a full-page
+image) and then straight on (steady state). Per transaction: WAL records and bytes
+(``pg_waldump --stats=record`` over the batch's LSN range, full-page images included),
+index entries inserted (B-tree leaf and posting-list inserts), heap tuples inserted and
+updated with how many of the updates were HOT (WAL record counts), and buffer accesses
+(``pg_stat_database`` blocks hit + read of the database, flushed when pgbench's client
+exits)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import DEFAULT_MODE, DELIVERY_MODES
+from .stats import fmt, fspread, log, med
+
+if TYPE_CHECKING:
+    from .runner import Harness
+
+#: Transactions per batch (quick profile: a tenth).
+TRANSACTIONS = 1000
+#: "<rmgr>/<record type>  <count> [..%] <rec bytes> [..%] <fpi bytes> [..%] <total> [..%]"
+_ROW = re.compile(
+    r"^(\S+)\s+(\d+)\s+\([^)]*\)\s+[\d.]+\s+\d+\s+\([^)]*\)\s+[\d.]+\s+\d+\s+\([^)]*\)"
+)
+_TOTAL = re.compile(r"^Total\s+(\d+)\s+(\d+)\s+\[[^]]*\]\s+(\d+)\s+\[[^]]*\]\s+(\d+)")
+_STAT_ROW = re.compile(r"^(\S+/\S+)\s+(\d+)\s")
+INDEX_INSERTS = ("Btree/INSERT_LEAF", "Btree/INSERT_POST")
+HEAP_INSERTS = ("Heap/INSERT", "Heap/INSERT+INIT", "Heap2/MULTI_INSERT", "Heap2/MULTI_INSERT+INIT")
+HEAP_UPDATES = ("Heap/UPDATE", "Heap/UPDATE+INIT")
+HOT_UPDATES = ("Heap/HOT_UPDATE", "Heap/HOT_UPDATE+INIT")
+
+
+def _ops(h: Harness) -> list[dict[str, Any]]:
+    p = h.prof
+    ops: list[dict[str, Any]] = [
+        {"key": "tpcb", "title": "pgbench tpcb-like", "db": "pgbench", "builtin": "tpcb-like"},
+        {
+            "key": "bare",
+            "title": "bare floor of the accept (UPDATE + INSERT, plain SQL)",
+            "db": "bench",
+            "script": "bare_accept.sql",
+            "user": "postgres",
+            "pool": True,
+        },
+    ]
+    for m in DELIVERY_MODES:
+        ops.append(
+            {
+                "key": f"accept[{m.name}]",
+                "title": f"accept_session_request, {m.name}"
+                + (" (the default)" if m.name == DEFAULT_MODE else ""),
+                "db": "bench",
+                "script": "accept.sql",
+                "user": "authenticator",
+                "pool": True,
+                "mode": m.name,
+            }
+        )
+    for kind in ("create", "submit_intake"):
+        ops.append(
+            {
+                "key": kind,
+                "title": "create_session_request" if kind == "create" else "submit_intake",
+                "db": "bench",
+                "script": f"{kind}.sql",
+                "user": "authenticator",
+                "defines": {"ncust": p.customers},
+            }
+        )
+    return ops
+
+
+def _waldump(h: Harness, start: str, end: str) -> dict[str, int]:
+    """Record counts per ``rmgr/type`` and the totals between two LSNs of the cluster."""
+    wal = Path(h.args.base) / "data" / "pg_wal"
+    proc = subprocess.run(
+        [
+            str(h.pgbin / "pg_waldump"),
+            "--stats=record",
+            "-p",
+            str(wal),
+            "-s",
+            start,
+            "-e",
+            end,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out: dict[str, int] = {}
+    for line in proc.stdout.splitlines():
+        line = line.strip()
+        m = _TOTAL.match(line)
+        if m:
+            out["_records"], out["_fpi_bytes"], out["_bytes"] = (
+                int(m.group(1)),
+                int(m.group(3)),
+                int(m.group(4)),
+            )
+            continue
+        m = _STAT_ROW.match(line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    if "_records" not in out:
+        raise RuntimeError(
+            f"pg_waldump gave no total:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+        )
+    return out
+
+
+def _blocks(h: Harness, db: str) -> int:
+    rows = h.sql(
+        "SELECT blks_hit + blks_read FROM pg_stat_database WHERE datname = %s", (db,), db="postgres"
+    )
+    return int(rows[0][0])
+
+
+def _batch(h: Harness, op: dict[str, Any], tag: str, n: int) -> dict[str, Any]:
+    defines = dict(op.get("defines") or {})
+    base = None
+    if op.get("pool"):
+        base = h.ensure_pool(n + 10)
+        defines.update(
+            {"base": base, "nc": 1, "k": 0, "nmech": h.prof.mechanics, "ncust": h.prof.customers}
+        )
+    cmd = h.pgbench_cmd(
+        tag,
+        op["db"],
+        1,
+        60,
+        builtin=op.get("builtin"),
+        script=op.get("script"),
+        user=op.get("user", "postgres"),
+        defines=defines,
+    )
+    i = cmd.index("-T")
+    cmd[i : i + 2] = ["-t", str(n)]
+    lsn0 = str(h.sql("SELECT pg_current_wal_insert_lsn()")[0][0])
+    blocks0 = _blocks(h, op["db"])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    lsn1 = str(h.sql("SELECT pg_current_wal_insert_lsn()")[0][0])
+    blocks1 = _blocks(h, op["db"])
+    res = h.pgbench_result(tag, proc, proc.stdout, proc.stderr, proc.returncode)
+    if base is not None:
+        h.consumed(base + n + 10)
+    done = res.get("transactions") or 0
+    if proc.returncode != 0 or done != n or res.get("failed"):
+        raise RuntimeError(f"{tag}: pgbench failed ({done} of {n}):\n{proc.stderr[-1500:]}")
+    wal = _waldump(h, lsn0, lsn1)
+
+    def count(names: tuple[str, ...]) -> int:
+        return sum(wal.get(k, 0) for k in names)
+
+    return {
+        "wal_records": wal["_records"] / n,
+        "wal_bytes": wal["_bytes"] / n,
+        "fpi_bytes": wal["_fpi_bytes"] / n,
+        "index_entries": count(INDEX_INSERTS) / n,
+        "heap_inserts": count(HEAP_INSERTS) / n,
+        "heap_updates": count(HEAP_UPDATES) / n,
+        "hot_updates": count(HOT_UPDATES) / n,
+        "buffers": (blocks1 - blocks0) / n,
+    }
+
+
+def measure(h: Harness) -> dict[str, Any]:
+    """Per transaction, after a checkpoint and in steady state, for every hot path."""
+    p = h.prof
+    n = TRANSACTIONS // 10 if p.name == "quick" else TRANSACTIONS
+    ops = _ops(h)
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        o["key"]: {"checkpoint": [], "steady": []} for o in ops
+    }
+    for rep in range(p.reps):
+        for op in ops:
+            if op.get("mode"):
+                h.set_mode(op["mode"])
+            try:
+                with h.relay(op.get("mode") or DEFAULT_MODE):
+                    since = h.now()
+                    h.checkpoint()
+                    tag = f"r{rep}-counters-{op['key'].replace('[', '-').replace(']', '')}"
+                    after = _batch(h, op, tag + "-ckpt", n)
+                    steady = _batch(h, op, tag + "-steady", n)
+            finally:
+                if op.get("mode"):
+                    h.set_mode(DEFAULT_MODE)
+            if op.get("pool"):
+                h.cleanup_sessions(since)
+            runs[op["key"]]["checkpoint"].append(after)
+            runs[op["key"]]["steady"].append(steady)
+            log(
+                f"  counters rep {rep + 1} {op['key']}: steady {steady['wal_bytes']:.0f} B "
+                f"{steady['wal_records']:.1f} rec {steady['index_entries']:.1f} idx "
+                f"{steady['buffers']:.0f} buf; after checkpoint {after['wal_bytes']:.0f} B"
+            )
+    return {"ops": [{k: o[k] for k in ("key", "title")} for o in ops], "runs": runs, "n": n}
+
+
+COLUMNS = (
+    ("wal_bytes", "WAL bytes", 0),
+    ("wal_records", "WAL records", 1),
+    ("index_entries", "index entries", 1),
+    ("heap_inserts", "heap inserts", 1),
+    ("heap_updates", "non-HOT updates", 1),
+    ("hot_updates", "HOT updates", 1),
+    ("buffers", "buffer accesses", 0),
+)
+
+
+def render(rep: Any) -> str:
+    if (msg := rep.missing("counters")) is not None:
+        return msg
+    s = rep.s["counters"]
+    lines = [
+        f"One pgbench client, {s['n']:,} transactions right after a `CHECKPOINT`, then "
+        f"{s['n']:,} more (steady state), per transaction (median over the repetitions): WAL "
+        "from `pg_waldump --stats=record` over each batch's LSN range (full-page images "
+        "included), index entries = B-tree leaf and posting-list inserts, heap row writes by "
+        "WAL record, buffer accesses = `pg_stat_database` blocks hit + read of the database. "
+        "The same scripts as the throughput runs (accept on its own pending request, create "
+        "by a random customer).",
+        "",
+        "| per transaction | WAL bytes steady / after checkpoint | "
+        + " | ".join(title for _, title, _ in COLUMNS[1:])
+        + " |",
+        "|---|---:|" + "---:|" * (len(COLUMNS) - 1),
+    ]
+    for op in s["ops"]:
+        r = s["runs"][op["key"]]
+        steady, ckpt = r["steady"], r["checkpoint"]
+        cells = [
+            f"{fmt(med([x['wal_bytes'] for x in steady]))} / "
+            f"{fmt(med([x['wal_bytes'] for x in ckpt]))}"
+        ]
+        for key, _, digits in COLUMNS[1:]:
+            cells.append(fmt(med([x[key] for x in steady]), digits))
+        lines.append(f"| {op['title']} | " + " | ".join(cells) + " |")
+    acc = s["runs"].get(f"accept[{DEFAULT_MODE}]", {}).get("steady", [])
+    bare = s["runs"].get("bare", {}).get("steady", [])
+    if acc and bare:
+        a, b = med([x["wal_bytes"] for x in acc]), med([x["wal_bytes"] for x in bare])
+        ok = None if a is None or b is None else a <= b
+        v = rep.goal(
+            f"1. accept WAL bytes per op, steady ({DEFAULT_MODE}) vs the bare floor",
+            "<= the bare floor's",
+            f"{fmt(a)} vs {fmt(b)}",
+            ok,
+        )
+        spread = fspread([x["wal_bytes"] for x in acc])
+        lines += [
+            "",
+            f"Accept WAL bytes per transaction in steady state ({DEFAULT_MODE}): {fmt(a)} "
+            f"(spread {spread}) against the bare floor's {fmt(b)}: {v}.",
+        ]
+    return "\n".join(lines)
