@@ -76,6 +76,7 @@ def measure(h: Harness) -> dict[str, Any]:
                     user="authenticator",
                     defines={"ncust": p.customers},
                 )
+                h.stamp_fanned_out()
             runs[key].append(res)
             if res.get("error"):
                 log(f"  {key}: ERROR {res['error'][-300:]}")

@@ -197,6 +197,8 @@ def measure(h: Harness) -> dict[str, Any]:
                     h.set_mode(DEFAULT_MODE)
             if op.get("pool"):
                 h.cleanup_sessions(since)
+            else:
+                h.stamp_fanned_out()
             runs[op["key"]]["checkpoint"].append(after)
             runs[op["key"]]["steady"].append(steady)
             log(

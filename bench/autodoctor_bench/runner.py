@@ -156,6 +156,16 @@ class Harness:
             self.pool_top = new_top
         return self.pool_next
 
+    def stamp_fanned_out(self) -> None:
+        """Bookkeeping after a run that created requests (not measured): stamp them as
+        fanned out, as the pool's are. Otherwise the next run that starts the worker (the
+        relay mode's) spends it fanning out e-mails for tens of thousands of benchmark
+        requests, in long transactions that also hold every event's delivery back."""
+        self.sql(
+            "UPDATE autodoctor.session_requests SET notification_sent_at = now()"
+            " WHERE status = 'pending' AND notification_sent_at IS NULL"
+        )
+
     def consumed(self, next_base: int) -> None:
         self.pool_next = max(self.pool_next, next_base)
 
