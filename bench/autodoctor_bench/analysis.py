@@ -31,6 +31,7 @@ from .config import (
     GOAL_DISPATCH_ROWS_S,
     GOAL_POOLED_VS_DIRECT,
     GOAL_VS_CLIENT_FLOW,
+    GOAL_VS_PEER,
     POOL_STYLES,
 )
 from .stats import fmt, fspread, med
@@ -117,6 +118,35 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
     c["relay_latency_missed"] = relay_p99 is not None and relay_p99 >= GOAL_DELIVERY_P99_MS
     f["goal.delivery_p99_ms"] = fmt(GOAL_DELIVERY_P99_MS, 0)
 
+    # Counters: the accept's writes against the bare floor's.
+    cnt = s.get("counters", {}).get("runs", {})
+
+    def counter(key: str, field: str) -> Any:
+        return med([x[field] for x in cnt.get(key, {}).get("steady", [])])
+
+    a_bytes, b_bytes = counter(acc.replace("@8", ""), "wal_bytes"), counter("bare", "wal_bytes")
+    f["counters.accept_bytes"], f["counters.bare_bytes"] = fmt(a_bytes), fmt(b_bytes)
+    f["counters.accept_records"] = fmt(counter(acc.replace("@8", ""), "wal_records"), 1)
+    f["counters.bare_records"] = fmt(counter("bare", "wal_records"), 1)
+    f["counters.accept_index"] = fmt(counter(acc.replace("@8", ""), "index_entries"), 1)
+    f["counters.bare_index"] = fmt(counter("bare", "index_entries"), 1)
+    f["counters.accept_buffers"] = fmt(counter(acc.replace("@8", ""), "buffers"))
+    f["counters.bare_buffers"] = fmt(counter("bare", "buffers"))
+    c["wal_missed"] = a_bytes is not None and b_bytes is not None and a_bytes > b_bytes
+
+    # Item 6 (the peer): create + accept pairs against Procrastinate's defer + fetch.
+    peer = s.get("peer", {})
+    pr_ratio = (
+        ratio(
+            [x["ops_per_s"] for x in peer.get("runs", {}).get("ours", [])],
+            [x["ops_per_s"] for x in peer.get("runs", {}).get("procrastinate", [])],
+        )
+        if peer.get("available")
+        else None
+    )
+    f["peer.ratio"] = fmt(pr_ratio, 2)
+    c["peer_missed"] = pr_ratio is not None and pr_ratio < GOAL_VS_PEER
+
     # Item 3: the driver against the client-side flow.
     py = s.get("python", {}).get("runs", {})
     flow = [x["ops_per_s"] for x in py.get("client_flow", [])]
@@ -161,6 +191,18 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
     f["dashboards.my_sessions_plan_ms"] = fmt(float(mplan.group(1)) if mplan else None, 3)
     f["goal.dashboard_p99_ms"] = f"{GOAL_DASHBOARD_P99_MS:.0f}"
     c["incoming_missed"] = inc is not None and inc >= GOAL_DASHBOARD_P99_MS
+    iplan = dash.get("plans", {}).get("incoming_requests", "")
+    removed = re.search(r"Rows Removed by Filter: (\d+)", iplan)
+    ibuf = re.search(r"Buffers: shared hit=(\d+)(?: read=(\d+))?", iplan)
+    iexec = re.search(r"Execution Time: ([\d.]+) ms", iplan)
+    f["dashboards.incoming_rows_read"] = fmt(100 + int(removed.group(1)) if removed else None)
+    f["dashboards.incoming_buffers"] = fmt(
+        int(ibuf.group(1)) + int(ibuf.group(2) or 0) if ibuf else None
+    )
+    f["dashboards.incoming_exec_ms"] = fmt(float(iexec.group(1)) if iexec else None, 2)
+    f["dashboards.incoming_p50"] = fmt(
+        med([x["p50_ms"] for x in dash.get("reps", {}).get("incoming_requests", [])]), 2
+    )
     c["my_sessions_missed"] = mine is not None and mine >= GOAL_DASHBOARD_P99_MS
 
     # Item 7: auto_assign_orphaned_sessions.
