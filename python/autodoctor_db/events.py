@@ -7,11 +7,12 @@ a transaction gets its id at its first write, not when it logs the event, so a l
 event id can belong to a younger transaction.
 
 The cursor here is a watermark over (transaction id, event id). Each read returns only
-events of transactions older than ``pg_snapshot_xmin(pg_current_snapshot())``, the oldest
-transaction still running: every one of those has ended, so that slice of the log is
-final and nothing can appear in it later. Delivering it in (txid, id) order and moving
-the cursor to the last event delivered therefore never skips and never repeats, across
-reconnects too. The price: an event is delivered only once every older writing
+events of transactions older than ``autodoctor.event_watermark()``, the oldest
+transaction of this database still running (transactions of other databases of the
+cluster cannot log here and are not waited for): every one of those has ended, so that
+slice of the log is final and nothing can appear in it later. Delivering it in (txid, id)
+order and moving the cursor to the last event delivered therefore never skips and never
+repeats, across reconnects too. The price: an event is delivered only once every older writing
 transaction has ended, so a long-running writer delays delivery by its own duration.
 NOTIFY is only a wake-up; the log is also polled every ``poll_interval`` seconds, which
 catches an older transaction that ended without notifying and probes the connection. In

@@ -426,7 +426,10 @@ SELECT is_empty(
 SELECT is_empty(
     $$SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-       WHERE n.nspname = 'autodoctor' AND p.proname NOT LIKE '\_%' AND NOT p.prosecdef$$,
+       WHERE n.nspname = 'autodoctor' AND p.proname NOT LIKE '\_%' AND NOT p.prosecdef
+         -- The one exception: it reads only what every role may read (pg_stat_activity's
+         -- backend_xid and datid, pg_prepared_xacts) and writes nothing.
+         AND p.proname <> 'event_watermark'$$,
     'every contract function (no leading underscore) should be SECURITY DEFINER');
 SELECT is_empty(
     $$SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
@@ -478,7 +481,9 @@ SELECT is_empty(
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
        WHERE n.nspname = 'autodoctor' AND p.proname NOT LIKE '\_%'
          AND has_function_privilege('authenticated', p.oid, 'EXECUTE')
-         AND has_function_privilege('service_role', p.oid, 'EXECUTE')$$,
+         AND has_function_privilege('service_role', p.oid, 'EXECUTE')
+         -- The one exception: both roles follow the event log (SECURITY INVOKER, no writes).
+         AND p.proname <> 'event_watermark'$$,
     'no contract function should be granted to both authenticated and service_role');
 
 -- Behaviour of the grants, as PostgREST would hit them: anon is refused before any of

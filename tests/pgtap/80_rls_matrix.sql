@@ -114,7 +114,8 @@ INSERT INTO sees VALUES
     ('nobody', 'orphaned_sessions', 'error 42501'), ('service', 'orphaned_sessions', 'oA');
 
 -- Who may execute each function of the schema (NULL: nobody; private helpers).
-CREATE TEMP TABLE grants (fn text PRIMARY KEY, grantee name);
+-- A function granted to two roles has a row for each (event_watermark: every follower).
+CREATE TEMP TABLE grants (fn text NOT NULL, grantee name, UNIQUE (fn, grantee));
 INSERT INTO grants VALUES
     ('create_session_request', 'authenticated'), ('submit_intake', 'authenticated'),
     ('cancel_session_request', 'authenticated'), ('accept_session_request', 'authenticated'),
@@ -124,7 +125,7 @@ INSERT INTO grants VALUES
     ('convert_orphaned_sessions', 'service_role'), ('auto_assign_orphaned_sessions', 'service_role'),
     ('cancel_orphaned_sessions', 'service_role'), ('run_maintenance', 'service_role'),
     ('check_invariants', 'service_role'), ('claim_notifications', 'service_role'),
-    ('complete_notification', 'service_role'), ('relay_events', 'service_role'), ('event_watermark', 'service_role'),
+    ('complete_notification', 'service_role'), ('relay_events', 'service_role'), ('event_watermark', 'service_role'), ('event_watermark', 'authenticated'),
     ('set_notify_mode', 'service_role'),
     -- The Realtime switches: for the owner (the role that deployed), no API role.
     ('enable_realtime', NULL), ('disable_realtime', NULL);
@@ -147,7 +148,7 @@ SELECT plan(
     + (SELECT count(*)::int FROM whos) * (SELECT count(*)::int FROM rels) * 4  -- the matrix
     + (SELECT count(*)::int FROM rels)                               -- no write grants
     + (SELECT count(*)::int FROM catalog_fns) * 4                    -- EXECUTE grants
-    + (SELECT count(*)::int FROM grants WHERE grantee IS NOT NULL) * 4  -- calls per kind of caller
+    + (SELECT count(DISTINCT fn)::int FROM grants WHERE grantee IS NOT NULL) * 4  -- calls per kind of caller
 );
 \ir helpers.psql
 
@@ -318,7 +319,7 @@ SELECT is((SELECT count(*)::int FROM sees), (SELECT count(*)::int FROM whos) * (
     'every (role, relation) pair should have its SELECT expectation');
 SELECT set_eq(
     'SELECT DISTINCT fn FROM pg_temp.catalog_fns WHERE fn NOT LIKE ''\_%''',
-    'SELECT fn FROM pg_temp.grants',
+    'SELECT DISTINCT fn FROM pg_temp.grants',
     'the EXECUTE matrix should name every contract function (no leading underscore)');
 
 SELECT is_empty(
@@ -379,13 +380,14 @@ SELECT is_empty(
 -- ---------------------------------------------------------------------------------------
 SELECT is(
     has_function_privilege(r.role, f.oid, 'EXECUTE'),
-    coalesce(r.role = g.grantee, false),
+    g.granted,
     format('%s should %s execute %s', r.role,
-           CASE WHEN r.role = g.grantee THEN 'be able to' ELSE 'not be able to' END,
+           CASE WHEN g.granted THEN 'be able to' ELSE 'not be able to' END,
            f.oid::regprocedure))
   FROM catalog_fns f
-  LEFT JOIN grants g ON g.fn = f.fn
  CROSS JOIN unnest(ARRAY['anon', 'authenticated', 'service_role', 'public']::name[]) AS r(role)
+ CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM grants g
+                                     WHERE g.fn = f.fn AND g.grantee = r.role) AS granted) g
  ORDER BY f.fn, r.role;
 
 -- What calling each contract function gives each kind of caller: permission denied
@@ -393,21 +395,21 @@ SELECT is(
 -- function is granted to the caller's role. The call's own outcome is the function
 -- files' business; here only "does the grant let it in" is asserted.
 CREATE TEMP TABLE probe AS
-SELECT g.fn, g.grantee,
+SELECT g.fn, g.grantees,
        format('SELECT autodoctor.%I(%s)', g.fn,
               (SELECT string_agg(format('NULL::%s', format_type(t, NULL)), ', ' ORDER BY o)
                  FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, o))) AS sql
-  FROM grants g
+  FROM (SELECT fn, array_agg(grantee) AS grantees FROM grants
+         WHERE grantee IS NOT NULL GROUP BY fn) g
   JOIN catalog_fns f ON f.fn = g.fn
-  JOIN pg_catalog.pg_proc p ON p.oid = f.oid
- WHERE g.grantee IS NOT NULL;
+  JOIN pg_catalog.pg_proc p ON p.oid = f.oid;
 GRANT SELECT ON probe TO PUBLIC;
 
 SELECT ok(
-    CASE WHEN w.role = p.grantee THEN pg_temp.error_of_as(w.who, p.sql) <> '42501:'
+    CASE WHEN w.role = ANY (p.grantees) THEN pg_temp.error_of_as(w.who, p.sql) <> '42501:'
          ELSE pg_temp.error_of_as(w.who, p.sql) = '42501:' END,
     format('%s as %s should be %s', p.fn, w.who,
-           CASE WHEN w.role = p.grantee THEN 'let in (the function itself answers)'
+           CASE WHEN w.role = ANY (p.grantees) THEN 'let in (the function itself answers)'
                 ELSE 'refused with 42501 permission denied' END))
   FROM probe p
  CROSS JOIN (VALUES ('anon', 'anon'::name), ('alice', 'authenticated'), ('mia', 'authenticated'),

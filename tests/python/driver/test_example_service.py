@@ -547,7 +547,7 @@ def _listeners(admin: psycopg.Connection[Any]) -> int:
     row = admin.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
         " AND application_name = %s AND query LIKE %s",
-        (APP_CONNECTIONS, "%pg_snapshot_xmin%"),
+        (APP_CONNECTIONS, "%event_watermark%"),
     ).fetchone()
     assert row is not None
     return int(row[0])

@@ -520,7 +520,8 @@ SPECS = [
     ),
     Spec("run_maintenance", "service_role", SERVICE, {}),
     Spec("check_invariants", "service_role", SERVICE, {}),
-    Spec("event_watermark", "service_role", SERVICE, {}),
+    # Granted to both roles that follow the log; the service's call is tested by pgTAP.
+    Spec("event_watermark", "authenticated", ["alice", "mia", "ghost", "anon"], {}),
     Spec(
         "relay_events",
         "service_role",
