@@ -265,6 +265,11 @@ class AsyncCaller:
         return await self._run(calls.relay_events())
 
     @maps_errors_async
+    async def fan_out_new_requests(self, batch_size: int = 5) -> int:
+        """Queue the e-mails of up to ``batch_size`` new requests; how many were fanned out."""
+        return await self._run(calls.fan_out_new_requests(batch_size))
+
+    @maps_errors_async
     async def event_watermark(self) -> int:
         """The transaction id below which the event log is final (see ``db.events``)."""
         return await self._run(calls.event_watermark())

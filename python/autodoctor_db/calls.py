@@ -289,6 +289,10 @@ def _int(rows: list[Any]) -> int:
     return int(_one(rows)[0])
 
 
+def fan_out_new_requests(batch_size: int) -> Call[int]:
+    return Call(queries.FAN_OUT_NEW_REQUESTS, {"batch_size": batch_size}, None, _int)
+
+
 def event_watermark() -> Call[int]:
     return Call(queries.EVENT_WATERMARK, {}, None, _int)
 

@@ -263,6 +263,11 @@ class Caller:
         return self._run(calls.relay_events())
 
     @maps_errors
+    def fan_out_new_requests(self, batch_size: int = 5) -> int:
+        """Queue the e-mails of up to ``batch_size`` new requests; how many were fanned out."""
+        return self._run(calls.fan_out_new_requests(batch_size))
+
+    @maps_errors
     def event_watermark(self) -> int:
         """The transaction id below which the event log is final (see ``db.events``)."""
         return self._run(calls.event_watermark())

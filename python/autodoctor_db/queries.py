@@ -311,6 +311,9 @@ SELECT application_name AS name, state,
 
 RELAY_EVENTS: Final = "SELECT autodoctor.relay_events() AS n"  # default batch of 1000
 
+#: The new-request e-mail fan-out of up to batch_size requests; how many it fanned out.
+FAN_OUT_NEW_REQUESTS: Final = "SELECT autodoctor.fan_out_new_requests(batch_size => %(batch_size)s)"
+
 #: The transaction id below which the event log is final, as a Python int.
 EVENT_WATERMARK: Final = "SELECT autodoctor.event_watermark()::text::bigint"
 

@@ -2,8 +2,11 @@
 
     autodoctor-db worker --smtp-host 127.0.0.1 --smtp-port 25 --sender dispatch@example.com
 
-Each round, as ``service_role``: ``claim_notifications`` first queues the e-mails of the new
-requests (the fan-out: a request's own transaction queues none), then leases a batch of
+Each round, as ``service_role``: ``fan_out_new_requests`` queues the e-mails of the new
+requests (a request's own transaction queues none), ``fan_out_batch`` requests per short
+transaction of its own until none is left (bounded per round), because a writing
+transaction holds every event's delivery back while it runs; then ``claim_notifications``
+(whose own fan-out finds nothing left) leases a batch of
 due e-mails for five minutes, in one short transaction (``FOR UPDATE SKIP LOCKED``, so
 several workers can run side by side); each is then sent over SMTP with no transaction
 open, and recorded with ``complete_notification`` in a short transaction of its own (sent,
@@ -99,6 +102,8 @@ class Worker:
         maintenance_interval: float = 60.0,
         relay_interval: float = 0.01,
         mode_check_interval: float = 1.0,
+        fan_out_batch: int = 5,
+        fan_out_per_round: int = 200,
     ) -> None:
         self.db = db
         self.smtp = smtp
@@ -109,6 +114,8 @@ class Worker:
         self.maintenance_interval = maintenance_interval
         self.relay_interval = relay_interval
         self.mode_check_interval = mode_check_interval
+        self.fan_out_batch = fan_out_batch
+        self.fan_out_per_round = fan_out_per_round
         self.stop_event = threading.Event()
 
     def _send(self, note: Notification) -> str | None:
@@ -126,10 +133,24 @@ class Worker:
             return f"{type(exc).__name__}: {exc}"
         return None
 
+    def fan_out(self) -> int:
+        """Queue the e-mails of the new requests, ``fan_out_batch`` per transaction, until
+        none is left or ``fan_out_per_round`` requests are done; how many were fanned out."""
+        done = 0
+        while done < self.fan_out_per_round and not self.stop_event.is_set():
+            with self.db.as_service() as svc:
+                n = svc.fan_out_new_requests(self.fan_out_batch)
+            done += n
+            if n < self.fan_out_batch:
+                break
+        return done
+
     def drain_once(self) -> RoundResult:
-        """One round: lease a batch (one short transaction), send each with no transaction
-        open, record each attempt (one short transaction each)."""
+        """One round: fan out the new requests (short transactions), lease a batch (one
+        short transaction), send each with no transaction open, record each attempt (one
+        short transaction each)."""
         sent = retried = failed = 0
+        self.fan_out()
         with self.db.as_service() as svc:
             batch = svc.claim_notifications(self.batch_size)
         for note in batch:

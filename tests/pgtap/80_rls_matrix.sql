@@ -125,7 +125,7 @@ INSERT INTO grants VALUES
     ('convert_orphaned_sessions', 'service_role'), ('auto_assign_orphaned_sessions', 'service_role'),
     ('cancel_orphaned_sessions', 'service_role'), ('run_maintenance', 'service_role'),
     ('check_invariants', 'service_role'), ('claim_notifications', 'service_role'),
-    ('complete_notification', 'service_role'), ('relay_events', 'service_role'), ('event_watermark', 'service_role'), ('event_watermark', 'authenticated'),
+    ('complete_notification', 'service_role'), ('fan_out_new_requests', 'service_role'), ('relay_events', 'service_role'), ('event_watermark', 'service_role'), ('event_watermark', 'authenticated'),
     ('set_notify_mode', 'service_role'),
     -- The Realtime switches: for the owner (the role that deployed), no API role.
     ('enable_realtime', NULL), ('disable_realtime', NULL);

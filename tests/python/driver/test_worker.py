@@ -382,6 +382,39 @@ def test_a_silent_mail_server_holds_nothing_in_the_database(
     assert row == ("pending", 1, True)  # the attempt is recorded, to be retried
 
 
+def test_the_worker_fans_out_in_short_transactions(
+    db: ad.Database,
+    make_user: Callable[..., uuid.UUID],
+    make_mechanic: Callable[..., uuid.UUID],
+    admin: psycopg.Connection[Any],
+) -> None:
+    """A backlog of 12 new requests is fanned out 5 per transaction (each request stamped
+    by the transaction that fanned it out: its row's xmin), not in the claim's single
+    transaction: a writing transaction holds every event's delivery back while it runs."""
+    _queue(db, make_user, make_mechanic, n_mechanics=1)
+    for _ in range(11):
+        with db.as_user(make_user()) as u:
+            u.create_session_request("chat", "free")
+    worker = Worker(db, SmtpSettings(port=1), maintenance="never")
+    assert worker.fan_out() == 12
+    groups = [
+        int(r[0])
+        for r in admin.execute(
+            "SELECT count(*) FROM autodoctor.session_requests"
+            " WHERE notification_sent_at IS NOT NULL GROUP BY xmin::text ORDER BY 1 DESC"
+        )
+    ]
+    assert sum(groups) == 12 and max(groups) <= 5 and len(groups) >= 3, groups
+    assert worker.fan_out() == 0
+    # The round does the same before it claims; nothing is left for the claim to fan out.
+    with db.as_user(make_user()) as u:
+        u.create_session_request("chat", "free")
+    worker.drain_once()
+    assert admin.execute(
+        "SELECT count(*) FROM autodoctor.session_requests WHERE notification_sent_at IS NULL"
+    ).fetchone() == (0,)
+
+
 def test_relay_mode_broadcasts_while_the_mail_server_stalls(
     db: ad.Database,
     dsn: str,

@@ -536,6 +536,12 @@ SPECS = [
         frozenset({"mode"}),
     ),
     Spec(
+        "fan_out_new_requests",
+        "service_role",
+        SERVICE,
+        {"batch_size": lambda w: mostly(st.integers(1, 1000).map(str), number_text())},
+    ),
+    Spec(
         "claim_notifications",
         "service_role",
         SERVICE,
