@@ -25,9 +25,9 @@ BEGIN;
 -- are visible to any role in pg_stat_activity, and pg_prepared_xacts to any role, so it
 -- runs as its caller (SECURITY INVOKER) and is granted to both roles that follow the log:
 -- the service (the relay, a back end's follower) and signed-in users (a user's own
--- follower, as the example service's event stream). Where the
--- snapshot does not list its running transactions (a hot standby lists them as
--- subtransactions), it is pg_snapshot_xmin, as before.
+-- follower, as the example service's event stream). Where the snapshot does not list its
+-- running transactions (a hot standby lists them as subtransactions), it is
+-- pg_snapshot_xmin, as before.
 CREATE FUNCTION autodoctor.event_watermark()
 RETURNS xid8
 LANGUAGE sql
@@ -65,8 +65,9 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION autodoctor.event_watermark() IS
-    'Any follower (authenticated, service role): the transaction id below which session_events is final (every writer has '
-    'ended); transactions of other databases do not hold it back. Followers read '
+    'Any follower (authenticated, service role): the transaction id below which '
+    'session_events is final (every writer has ended); transactions of other databases do '
+    'not hold it back. Followers read '
     '(txid, id) > cursor AND txid < event_watermark().';
 REVOKE ALL ON FUNCTION autodoctor.event_watermark() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autodoctor.event_watermark() TO authenticated, service_role;

@@ -9,7 +9,8 @@ BEGIN;
 -- order the event followers read the log: (transaction id, event id). An event is final
 -- once its transaction id is below autodoctor.event_watermark(), the oldest transaction of
 -- this database still running: then it is committed or never will be, and nothing can be
--- logged before it any more (a transaction of another database does not hold it back). So an event whose transaction commits after a later one was relayed
+-- logged before it any more (a transaction of another database does not hold it back).
+-- So an event whose transaction commits after a later one was relayed
 -- is still announced, when it is final. One NOTIFY per event with the same ids-only payload
 -- as transaction mode, at most batch_size per call, in one transaction: the cluster-wide
 -- NOTIFY commit lock is taken once per batch instead of once per writer. In transaction
