@@ -7,6 +7,7 @@
 -- requires: session_fsm
 -- requires: accept_session_request@v0.1.0
 -- requires: mechanic_guards
+-- requires: time_ordered_ids
 
 BEGIN;
 
@@ -32,7 +33,7 @@ DECLARE
     v_mechanic autodoctor.mechanics;
     v_request autodoctor.session_requests;
     v_session autodoctor.sessions;
-    v_new_session_id uuid := gen_random_uuid();
+    v_new_session_id uuid := autodoctor._uuid_v7();
 BEGIN
     v_mechanic := autodoctor._require_mechanic(v_uid, 'can accept a session request');
 

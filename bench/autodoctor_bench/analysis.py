@@ -34,6 +34,7 @@ from .config import (
     GOAL_VS_PEER,
     POOL_STYLES,
 )
+from .counters import FLOOR_KEY
 from .stats import fmt, fspread, med
 
 if TYPE_CHECKING:
@@ -124,14 +125,15 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
     def counter(key: str, field: str) -> Any:
         return med([x[field] for x in cnt.get(key, {}).get("steady", [])])
 
-    a_bytes, b_bytes = counter(acc.replace("@8", ""), "wal_bytes"), counter("bare", "wal_bytes")
+    floor = FLOOR_KEY if FLOOR_KEY in cnt else "bare"
+    a_bytes, b_bytes = counter(acc.replace("@8", ""), "wal_bytes"), counter(floor, "wal_bytes")
     f["counters.accept_bytes"], f["counters.bare_bytes"] = fmt(a_bytes), fmt(b_bytes)
     f["counters.accept_records"] = fmt(counter(acc.replace("@8", ""), "wal_records"), 1)
-    f["counters.bare_records"] = fmt(counter("bare", "wal_records"), 1)
+    f["counters.bare_records"] = fmt(counter(floor, "wal_records"), 1)
     f["counters.accept_index"] = fmt(counter(acc.replace("@8", ""), "index_entries"), 1)
-    f["counters.bare_index"] = fmt(counter("bare", "index_entries"), 1)
+    f["counters.bare_index"] = fmt(counter(floor, "index_entries"), 1)
     f["counters.accept_buffers"] = fmt(counter(acc.replace("@8", ""), "buffers"))
-    f["counters.bare_buffers"] = fmt(counter("bare", "buffers"))
+    f["counters.bare_buffers"] = fmt(counter(floor, "buffers"))
     c["wal_missed"] = a_bytes is not None and b_bytes is not None and a_bytes > b_bytes
 
     # Item 6 (the peer): create + accept pairs against Procrastinate's defer + fetch.
