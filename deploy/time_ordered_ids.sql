@@ -18,14 +18,19 @@ BEGIN;
 -- touched. Ids stay unguessable (74 random bits); they reveal their creation time to
 -- the millisecond, which the rows' own created_at column already tells whoever can read them.
 -- Existing rows keep their ids: a uuid is a uuid, and nothing orders by id.
+--
+-- PL/pgSQL, not SQL: a SQL function that cannot be inlined (it sets search_path) is parsed
+-- and planned again by every statement that calls it, which cost 25 us per INSERT using the
+-- default, against 4 us here (the expression's plan is cached for the session).
 CREATE FUNCTION autodoctor._uuid_v7()
 RETURNS uuid
-LANGUAGE sql
+LANGUAGE plpgsql
 VOLATILE
 PARALLEL SAFE
 SET search_path = ''
 AS $$
-    SELECT encode(
+BEGIN
+    RETURN encode(
         set_bit(
             set_bit(
                 overlay(uuid_send(gen_random_uuid())
@@ -34,7 +39,8 @@ AS $$
                         FROM 1 FOR 6),
                 52, 1),
             53, 1),
-        'hex')::uuid
+        'hex')::uuid;
+END
 $$;
 
 COMMENT ON FUNCTION autodoctor._uuid_v7() IS

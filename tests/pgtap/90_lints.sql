@@ -13,7 +13,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(39);
+SELECT plan(40);
 \ir helpers.psql
 
 CREATE TEMP VIEW our_tables AS
@@ -227,6 +227,18 @@ SELECT is_empty(
        ) AS x CROSS JOIN LATERAL aclexplode(x.acl) AS a
        WHERE a.is_grantable AND a.grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'autodoctor')$$,
     'house rule: no privilege in autodoctor is granted WITH GRANT OPTION');
+SELECT is(
+    ARRAY(SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+           WHERE p.pronamespace = 'autodoctor'::regnamespace
+             AND p.prolang = (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
+             AND p.proconfig IS NOT NULL
+             AND pg_catalog.pg_get_functiondef(p.oid) ~* '\m(insert|update|delete)\M'
+           ORDER BY 1),
+    -- Bound to PostGIS by identity (BEGIN ATOMIC); the worker's fan-out calls it once per
+    -- request, off the hot paths.
+    ARRAY['autodoctor._queue_new_request_emails(uuid)'],
+    'house rule: a function that writes is PL/pgSQL (a SQL function that sets search_path '
+    'cannot be inlined, and its statements are planned again on every call)');
 
 -- ---------------------------------------------------------------------------------------
 -- Performance and hygiene lints
