@@ -28,13 +28,19 @@ BEGIN;
 -- follower, as the example service's event stream). Where the snapshot does not list its
 -- running transactions (a hot standby lists them as subtransactions), it is
 -- pg_snapshot_xmin, as before.
+--
+-- PL/pgSQL around one query: its plan is kept for the session (a SQL function that sets
+-- search_path is planned on every call, and the relay and every follower call this one
+-- every poll).
 CREATE FUNCTION autodoctor.event_watermark()
 RETURNS xid8
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = ''
 AS $$
+BEGIN
+    RETURN (
     WITH s AS (
         SELECT pg_catalog.pg_current_snapshot() AS snap
     ), running AS (
@@ -62,6 +68,8 @@ AS $$
              ELSE pg_catalog.pg_snapshot_xmin(s.snap)
            END
       FROM s
+    );
+END
 $$;
 
 COMMENT ON FUNCTION autodoctor.event_watermark() IS

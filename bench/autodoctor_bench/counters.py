@@ -1,21 +1,25 @@
 """Section ``counters`` (items 1 and 7): what one operation writes and reads, by counters
 that do not depend on the machine's noise.
 
-For each hot path and its yardsticks (the accept in every delivery mode, its bare floor,
-pgbench's tpcb-like, create_session_request and submit_intake), one pgbench client runs
-the same script as the throughput runs for a fixed number of transactions, twice: right
-after a ``CHECKPOINT`` (every page touched for the first time since writes a full-page
-image) and then straight on (steady state). Per transaction: WAL records and bytes
-(``pg_waldump --stats=record`` over the batch's LSN range, full-page images included),
-index entries inserted (B-tree leaf and posting-list inserts), heap tuples inserted and
-updated with how many of the updates were HOT (WAL record counts), and buffer accesses
-(``pg_stat_database`` blocks hit + read of the database, flushed when pgbench's client
-exits)."""
+For each hot path and its yardsticks (the accept in every delivery mode, its bare floor on
+this schema and on v0.1.0's indexes, pgbench's tpcb-like, create_session_request and
+submit_intake), one pgbench client runs the same script as the throughput runs for a
+fixed number of transactions right after a ``CHECKPOINT`` (every page touched for the
+first time since writes a full-page image), then twice as many unmeasured, then the same
+number again (steady state). Per transaction: WAL records and bytes (``pg_waldump
+--stats=record`` over the batch's LSN range, full-page images included; autovacuum is off
+for the section, so that range holds the batch's own WAL), index entries inserted (B-tree
+leaf and posting-list inserts), heap tuples inserted and updated with how many of the
+updates were HOT (WAL record counts), and buffer accesses (``pg_stat_database`` blocks
+hit + read of the database, flushed when pgbench's client exits)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,7 +198,37 @@ def _batch(h: Harness, op: dict[str, Any], tag: str, n: int) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _no_autovacuum(h: Harness) -> Iterator[None]:
+    """Autovacuum off for the section (and its running workers stopped): the WAL of a
+    batch's LSN range is the whole cluster's, and a vacuum of the freshly loaded million
+    rows landing in one batch doubled its bytes (a floor of 9 kB in one repetition, 17 kB
+    in the next). Restored afterwards."""
+    h.sql("ALTER SYSTEM SET autovacuum = off", db="postgres")
+    h.sql("SELECT pg_reload_conf()", db="postgres")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            rows = h.sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE backend_type = 'autovacuum worker'",
+                db="postgres",
+            )
+            if not rows[0][0] or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        yield
+    finally:
+        h.sql("ALTER SYSTEM RESET autovacuum", db="postgres")
+        h.sql("SELECT pg_reload_conf()", db="postgres")
+
+
 def measure(h: Harness) -> dict[str, Any]:
+    with _no_autovacuum(h):
+        return _measure(h)
+
+
+def _measure(h: Harness) -> dict[str, Any]:
     """Per transaction, after a checkpoint and in steady state, for every hot path."""
     p = h.prof
     n = TRANSACTIONS // 10 if p.name == "quick" else TRANSACTIONS
@@ -260,7 +294,8 @@ def render(rep: Any) -> str:
         f"One pgbench client, {s['n']:,} transactions right after a `CHECKPOINT`, then "
         f"{WARM_BATCHES * s['n']:,} unmeasured and {s['n']:,} more (steady state: "
         f"transactions {(WARM_BATCHES + 1) * s['n'] + 1:,}-{(WARM_BATCHES + 2) * s['n']:,} "
-        "after the checkpoint), per transaction (median over the repetitions): WAL "
+        "after the checkpoint; autovacuum off for the section, so each batch's WAL is its "
+        "own), per transaction (median over the repetitions): WAL "
         "from `pg_waldump --stats=record` over each batch's LSN range (full-page images "
         "included), index entries = B-tree leaf and posting-list inserts, heap row writes by "
         "WAL record, buffer accesses = `pg_stat_database` blocks hit + read of the database. "

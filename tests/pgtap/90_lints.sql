@@ -228,17 +228,24 @@ SELECT is_empty(
        WHERE a.is_grantable AND a.grantee <> (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'autodoctor')$$,
     'house rule: no privilege in autodoctor is granted WITH GRANT OPTION');
 SELECT is(
-    ARRAY(SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+    ARRAY(SELECT p.proname::text FROM pg_catalog.pg_proc p
            WHERE p.pronamespace = 'autodoctor'::regnamespace
              AND p.prolang = (SELECT l.oid FROM pg_catalog.pg_language l WHERE l.lanname = 'sql')
              AND p.proconfig IS NOT NULL
-             AND pg_catalog.pg_get_functiondef(p.oid) ~* '\m(insert|update|delete)\M'
-           ORDER BY 1),
-    -- Bound to PostGIS by identity (BEGIN ATOMIC); the worker's fan-out calls it once per
-    -- request, off the hot paths.
-    ARRAY['autodoctor._queue_new_request_emails(uuid)'],
-    'house rule: a function that writes is PL/pgSQL (a SQL function that sets search_path '
-    'cannot be inlined, and its statements are planned again on every call)');
+           ORDER BY p.proname COLLATE "C"),
+    ARRAY[
+        -- Bound to PostGIS by identity (BEGIN ATOMIC: PostGIS may live in any schema).
+        -- The first two guard accept's and claim's radius check when both sides have a
+        -- location; the KNN searches run in the worker's fan-out and auto-assignment.
+        '_make_point',
+        '_nearest_available_mechanics',
+        '_nearest_mechanics',
+        '_queue_new_request_emails',
+        '_within',
+        -- A report run on demand.
+        'check_invariants'],
+    'house rule: helpers are PL/pgSQL, not SQL functions that set search_path (those cannot '
+    'be inlined, and every statement calling one plans its body again)');
 
 -- ---------------------------------------------------------------------------------------
 -- Performance and hygiene lints
