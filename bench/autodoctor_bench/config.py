@@ -136,6 +136,8 @@ DIAG_SETTINGS = (
 )
 
 # Goals from the issue.
+#: Pool request numbers from here on have time-ordered ids (Harness.ensure_pool(ordered=True)).
+ORDERED_POOL_BASE = 1_000_000_000
 GOAL_ACCEPT_VS_TPCB = 0.70
 GOAL_ACCEPT_VS_BARE = 0.65
 GOAL_VS_CLIENT_FLOW = 1.20

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import DEFAULT_MODE, DELIVERY_MODES
+from .config import BENCH, DEFAULT_MODE, DELIVERY_MODES
 from .stats import fmt, fspread, log, med
 
 if TYPE_CHECKING:
@@ -55,41 +55,79 @@ HEAP_UPDATES = ("Heap/UPDATE", "Heap/UPDATE+INIT")
 HOT_UPDATES = ("Heap/HOT_UPDATE", "Heap/HOT_UPDATE+INIT")
 
 
+#: A pool or fixture id in a pgbench script (``md5('bench-<kind>-' || :n)::uuid``), and the
+#: same row's time-ordered id (bench.uid_ordered in bench/sql/helpers.sql).
+_SCRIPT_ID = re.compile(r"md5\('bench-(\w+)-' \|\| :n\)::uuid")
+_ORDERED_ID = (
+    r"(lpad(to_hex((:n)::bigint), 12, '0') || '7' || substr(md5('bench-\1-' || :n), 1, 19))::uuid"
+)
+
+
+def ordered_script(h: Harness, script: str) -> str:
+    """``script`` rewritten for the pool of time-ordered ids: every id it derives from the
+    pool number (the request's, and the bare floor's session id) is time-ordered, as this
+    version creates them. Written next to the run's pgbench logs; returns its path."""
+    text = (BENCH / "pgbench" / script).read_text()
+    derived, count = _SCRIPT_ID.subn(_ORDERED_ID, text)
+    if not count:
+        raise RuntimeError(f"{script}: no pool id to rewrite")
+    path = h.out / "pgbench" / f"ordered-{script}"
+    path.write_text(
+        f"-- Derived from bench/pgbench/{script}: ids from the pool number are time-ordered.\n"
+        + derived
+    )
+    return str(path)
+
+
 def _ops(h: Harness) -> list[dict[str, Any]]:
+    """The rows of the table. The accept runs on pool requests with time-ordered ids, as
+    create_session_request makes them since change time_ordered_ids (a mechanic accepts
+    requests of the last day at most), and once more on requests with random ids (made
+    before the upgrade). The bare floor is measured twice: on this schema with its ids, and
+    as v0.1.0 wrote it (its indexes, random ids for requests and sessions), the issue's
+    yardstick."""
     p = h.prof
+    pool = {"user": "postgres", "pool": True, "db": "bench"}
     ops: list[dict[str, Any]] = [
         {"key": "tpcb", "title": "pgbench tpcb-like", "db": "pgbench", "builtin": "tpcb-like"},
         {
-            "key": "bare",
-            "title": "bare floor of the accept (UPDATE + INSERT, plain SQL)",
-            "db": "bench",
+            **pool,
+            "key": FLOOR_KEY,
+            "title": "bare floor of the accept as v0.1.0 wrote it (its indexes, random ids)",
             "script": "bare_accept.sql",
-            "user": "postgres",
-            "pool": True,
+            "reverts": FLOOR_V010_REVERTS,
         },
         {
-            "key": FLOOR_KEY,
-            "title": "bare floor of the accept on v0.1.0's indexes (the issue's yardstick)",
-            "db": "bench",
-            "script": "bare_accept.sql",
-            "user": "postgres",
-            "pool": True,
-            "reverts": FLOOR_V010_REVERTS,
+            **pool,
+            "key": "bare",
+            "title": "bare floor of the accept on this schema (UPDATE + INSERT, plain SQL)",
+            "script": ordered_script(h, "bare_accept.sql"),
+            "ordered": True,
         },
     ]
     for m in DELIVERY_MODES:
         ops.append(
             {
+                **pool,
                 "key": f"accept[{m.name}]",
                 "title": f"accept_session_request, {m.name}"
                 + (" (the default)" if m.name == DEFAULT_MODE else ""),
-                "db": "bench",
-                "script": "accept.sql",
+                "script": ordered_script(h, "accept.sql"),
                 "user": "authenticator",
-                "pool": True,
                 "mode": m.name,
+                "ordered": True,
             }
         )
+    ops.append(
+        {
+            **pool,
+            "key": "accept_random_ids",
+            "title": f"accept_session_request, {DEFAULT_MODE}, on requests with random ids "
+            "(made before the upgrade)",
+            "script": "accept.sql",
+            "user": "authenticator",
+        }
+    )
     for kind in ("create", "submit_intake"):
         ops.append(
             {
@@ -154,7 +192,7 @@ def _batch(h: Harness, op: dict[str, Any], tag: str, n: int) -> dict[str, Any]:
     defines = dict(op.get("defines") or {})
     base = None
     if op.get("pool"):
-        base = h.ensure_pool(n + 10)
+        base = h.ensure_pool(n + 10, ordered=bool(op.get("ordered")))
         defines.update(
             {"base": base, "nc": 1, "k": 0, "nmech": h.prof.mechanics, "ncust": h.prof.customers}
         )
@@ -250,7 +288,9 @@ def _measure(h: Harness) -> dict[str, Any]:
                         # inserted after it would image the leaves the measured batch
                         # then finds already imaged (a floor of 3 kB in one run, 21 kB
                         # in the next).
-                        h.ensure_pool((2 + WARM_BATCHES) * (n + 10))
+                        h.ensure_pool(
+                            (2 + WARM_BATCHES) * (n + 10), ordered=bool(op.get("ordered"))
+                        )
                     h.checkpoint()
                     tag = f"r{rep}-counters-{op['key'].replace('[', '-').replace(']', '')}"
                     after = _batch(h, op, tag + "-ckpt", n)
@@ -300,7 +340,14 @@ def render(rep: Any) -> str:
         "included), index entries = B-tree leaf and posting-list inserts, heap row writes by "
         "WAL record, buffer accesses = `pg_stat_database` blocks hit + read of the database. "
         "The same scripts as the throughput runs (accept on its own pending request, create "
-        "by a random customer).",
+        "by a random customer). Here the accepts and this schema's bare floor take pending "
+        "requests with time-ordered ids, as `create_session_request` has made them since "
+        "change `time_ordered_ids` (a mechanic accepts requests of the last day at most); one "
+        "row repeats the accept on requests with random ids, made before the upgrade (the "
+        "throughput runs use those). The floor as v0.1.0 wrote it has v0.1.0's indexes (its "
+        "batches run with the changes since that removed index entries reverted: "
+        + ", ".join(f"`{c}`" for c in FLOOR_V010_REVERTS)
+        + ") and random ids for requests and sessions.",
         "",
         "| per transaction | WAL bytes steady / after checkpoint | "
         + " | ".join(title for _, title, _ in COLUMNS[1:])

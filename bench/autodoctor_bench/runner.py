@@ -39,7 +39,7 @@ import psycopg
 import workloads
 
 from . import dataset, report, sections
-from .config import BENCH, DEFAULT_MODE, Profile, mode_by_name
+from .config import BENCH, DEFAULT_MODE, ORDERED_POOL_BASE, Profile, mode_by_name
 from .stats import log
 
 
@@ -70,6 +70,9 @@ class Harness:
         }
         self.pool_next = 0  # next unused pool request number
         self.pool_top = 0  # pool requests 0 .. pool_top-1 exist
+        # The same for the pool of time-ordered ids (numbers from ORDERED_POOL_BASE on).
+        self.ordered_next = ORDERED_POOL_BASE
+        self.ordered_top = ORDERED_POOL_BASE
         self.hot_top = 0
         self.rate: dict[str, float] = {}  # highest accepts/s seen per workload key
         self.mode = DEFAULT_MODE
@@ -128,16 +131,25 @@ class Harness:
 
     # --- the pool of pending requests that accepts consume -----------------------------
 
-    def ensure_pool(self, count: int) -> int:
+    def ensure_pool(self, count: int, ordered: bool = False) -> int:
         """Make sure pool requests pool_next .. pool_next+count-1 exist; return pool_next.
+
+        The pool's requests have random ids (``bench.uid``), as every request made before
+        change time_ordered_ids has, and the dataset's. With ``ordered``, the numbers
+        start at ORDERED_POOL_BASE and the ids are time-ordered (``bench.uid_ordered``), as
+        create_session_request gives them now; a script reaches them through
+        ``counters.ordered_script``.
 
         They are stamped as fanned out already (``notification_sent_at``), like the
         dataset's pending requests: the accept runs measure the accept, and a worker
         started for a delivery mode (the relay) must not spend them fanning out e-mails to
         tens of thousands of requests the runs without a worker never fan out (its long
         fan-out transactions also held the relay's mark back: p50 50-300 ms)."""
-        need_top = self.pool_next + count
-        if need_top > self.pool_top:
+        nxt, top = (
+            (self.ordered_next, self.ordered_top) if ordered else (self.pool_next, self.pool_top)
+        )
+        need_top = nxt + count
+        if need_top > top:
             new_top = need_top + max(count, 20_000)
             with self.admin() as conn, conn.transaction():
                 conn.execute("SET LOCAL session_replication_role = replica")
@@ -146,15 +158,20 @@ class Harness:
                     INSERT INTO autodoctor.session_requests
                         (id, customer_id, session_type, plan_code, status, customer_name,
                          customer_email, notes, expires_at, notification_sent_at)
-                    SELECT bench.uid('pool', n), bench.uid('cust', n %% %(ncust)s), 'video', 'free',
+                    SELECT CASE WHEN %(ordered)s THEN bench.uid_ordered('pool', n)
+                                ELSE bench.uid('pool', n) END,
+                           bench.uid('cust', n %% %(ncust)s), 'video', 'free',
                            'pending', 'Customer ' || n %% %(ncust)s,
                            'customer' || n %% %(ncust)s || '@example.test',
                            'Brakes squeal when cold.', now() + interval '24 hours', now()
                       FROM generate_series(%(lo)s::bigint, %(hi)s::bigint - 1) AS n""",
-                    {"ncust": self.prof.customers, "lo": self.pool_top, "hi": new_top},
+                    {"ncust": self.prof.customers, "lo": top, "hi": new_top, "ordered": ordered},
                 )
-            self.pool_top = new_top
-        return self.pool_next
+            if ordered:
+                self.ordered_top = new_top
+            else:
+                self.pool_top = new_top
+        return nxt
 
     def stamp_fanned_out(self) -> None:
         """Bookkeeping after a run that created requests (not measured): stamp them as
@@ -167,7 +184,10 @@ class Harness:
         )
 
     def consumed(self, next_base: int) -> None:
-        self.pool_next = max(self.pool_next, next_base)
+        if next_base >= ORDERED_POOL_BASE:
+            self.ordered_next = max(self.ordered_next, next_base)
+        else:
+            self.pool_next = max(self.pool_next, next_base)
 
     def estimate(self, key: str, seconds: float, clients: int) -> int:
         rate = self.rate.get(key, 9000.0 if clients > 1 else 2500.0)

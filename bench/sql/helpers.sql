@@ -11,6 +11,13 @@ CREATE FUNCTION bench.uid(kind text, n bigint) RETURNS uuid
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT md5('bench-' || kind || '-' || n)::uuid $$;
 
+-- uid_ordered: the same row's id when this version creates it: time-ordered (UUID version
+-- 7's layout), the first 48 bits growing with n, the rest from uid. The same as the
+-- expression counters.ordered_script() puts in pgbench scripts.
+CREATE FUNCTION bench.uid_ordered(kind text, n bigint) RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT (lpad(to_hex(n), 12, '0') || '7' || substr(md5('bench-' || kind || '-' || n), 1, 19))::uuid $$;
+
 -- frac: a reproducible pseudo-random number in [0, 1) for (n, salt).
 CREATE FUNCTION bench.frac(n bigint, salt integer DEFAULT 0) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
