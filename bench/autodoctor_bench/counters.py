@@ -379,7 +379,15 @@ def render(rep: Any) -> str:
         lines += [
             "",
             f"Accept WAL bytes per transaction in steady state ({DEFAULT_MODE}): {fmt(a)} "
-            f"(spread {spread}) against the bare floor's {fmt(b)} on v0.1.0's indexes "
+            f"(spread {spread}) against {fmt(b)} for the bare floor as v0.1.0 wrote it "
             f"(changes {', '.join(FLOOR_V010_REVERTS)} reverted for its batches): {v}.",
         ]
+        old = s["runs"].get("accept_random_ids", {}).get("steady", [])
+        if old:
+            o = med([x["wal_bytes"] for x in old])
+            lines[-1] += (
+                f" On requests with random ids (made before the upgrade) the accept writes "
+                f"{fmt(o)}: the request's own primary-key and foreign-key entries, and its "
+                "event's request index entry, land on random leaves again."
+            )
     return "\n".join(lines)
