@@ -2,16 +2,17 @@
 that do not depend on the machine's noise.
 
 For each hot path and its yardsticks (the accept in every delivery mode, its bare floor on
-this schema and on v0.1.0's indexes, pgbench's tpcb-like, create_session_request and
-submit_intake), one pgbench client runs the same script as the throughput runs for a
-fixed number of transactions right after a ``CHECKPOINT`` (every page touched for the
-first time since writes a full-page image), then twice as many unmeasured, then the same
-number again (steady state). Per transaction: WAL records and bytes (``pg_waldump
---stats=record`` over the batch's LSN range, full-page images included; autovacuum is off
-for the section, so that range holds the batch's own WAL), index entries inserted (B-tree
-leaf and posting-list inserts), heap tuples inserted and updated with how many of the
-updates were HOT (WAL record counts), and buffer accesses (``pg_stat_database`` blocks
-hit + read of the database, flushed when pgbench's client exits)."""
+this schema, pgbench's tpcb-like, create_session_request and submit_intake, and the same
+at v0.1.0: the before of each, the issue's floor among them), one pgbench client runs the
+same script as the throughput runs for a fixed number of transactions right after a
+``CHECKPOINT`` (every page touched for the first time since writes a full-page image),
+then twice as many unmeasured, then the same number again (steady state). Per transaction:
+WAL records and bytes (``pg_waldump --stats=record`` over the batch's LSN range, full-page
+images included; autovacuum is off for the section, so that range holds the batch's own
+WAL), index entries inserted (B-tree leaf and posting-list inserts), heap tuples inserted
+and updated with how many of the updates were HOT (WAL record counts), and buffer accesses
+(``pg_stat_database`` blocks hit + read of the database, flushed when pgbench's client
+exits)."""
 
 from __future__ import annotations
 
@@ -35,12 +36,11 @@ if TYPE_CHECKING:
 #: image many random B-tree leaves for the first time.
 TRANSACTIONS = 1000
 WARM_BATCHES = 2
-#: The changes since v0.1.0 that took index entries off the bare floor's writes. The issue's
-#: yardstick is the floor of the schema it was filed against, so the row "bare floor of
-#: v0.1.0" is measured with these reverted (their sqitch revert scripts, run in this
-#: throwaway cluster only) and deployed again right after; the row "bare floor" is the same
-#: script on the schema deployed now.
-FLOOR_V010_REVERTS = ("unread_indexes",)
+#: The release the "before" rows are measured on: the issue's yardstick is the floor of the
+#: schema it was filed against. The section reverts the benchmark database to it with
+#: ``sqitch revert --to`` (this throwaway cluster only, data kept), measures the rows
+#: marked ``release``, and deploys the head again for the rest.
+BEFORE = "@v0.1.0"
 #: The op whose steady WAL bytes the accept's are held to (item 1).
 FLOOR_KEY = "bare_v010"
 #: "<rmgr>/<record type>  <count> [..%] <rec bytes> [..%] <fpi bytes> [..%] <total> [..%]"
@@ -83,9 +83,9 @@ def _ops(h: Harness) -> list[dict[str, Any]]:
     """The rows of the table. The accept runs on pool requests with time-ordered ids, as
     create_session_request makes them since change time_ordered_ids (a mechanic accepts
     requests of the last day at most), and once more on requests with random ids (made
-    before the upgrade). The bare floor is measured twice: on this schema with its ids, and
-    as v0.1.0 wrote it (its indexes, random ids for requests and sessions), the issue's
-    yardstick."""
+    before the upgrade). The rows marked ``release`` run on that release (BEFORE): the bare
+    floor there is the issue's yardstick, and the accept, create and intake there are the
+    "before" of each hot path."""
     p = h.prof
     pool = {"user": "postgres", "pool": True, "db": "bench"}
     ops: list[dict[str, Any]] = [
@@ -93,9 +93,17 @@ def _ops(h: Harness) -> list[dict[str, Any]]:
         {
             **pool,
             "key": FLOOR_KEY,
-            "title": "bare floor of the accept as v0.1.0 wrote it (its indexes, random ids)",
+            "title": f"bare floor of the accept at {BEFORE[1:]} (its schema, random ids)",
             "script": "bare_accept.sql",
-            "reverts": FLOOR_V010_REVERTS,
+            "release": BEFORE,
+        },
+        {
+            **pool,
+            "key": "accept_v010",
+            "title": f"accept_session_request at {BEFORE[1:]}, {DEFAULT_MODE}",
+            "script": "accept.sql",
+            "user": "authenticator",
+            "release": BEFORE,
         },
         {
             **pool,
@@ -129,16 +137,19 @@ def _ops(h: Harness) -> list[dict[str, Any]]:
         }
     )
     for kind in ("create", "submit_intake"):
-        ops.append(
-            {
-                "key": kind,
-                "title": "create_session_request" if kind == "create" else "submit_intake",
-                "db": "bench",
-                "script": f"{kind}.sql",
-                "user": "authenticator",
-                "defines": {"ncust": p.customers},
-            }
-        )
+        for release in (BEFORE, None):
+            name = "create_session_request" if kind == "create" else "submit_intake"
+            ops.append(
+                {
+                    "key": kind + ("_v010" if release else ""),
+                    "title": name + (f" at {BEFORE[1:]}" if release else ""),
+                    "db": "bench",
+                    "script": f"{kind}.sql",
+                    "user": "authenticator",
+                    "defines": {"ncust": p.customers},
+                    "release": release,
+                }
+            )
     return ops
 
 
@@ -274,45 +285,62 @@ def _measure(h: Harness) -> dict[str, Any]:
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         o["key"]: {"checkpoint": [], "steady": []} for o in ops
     }
-    for rep in range(p.reps):
-        for op in ops:
-            if op.get("mode"):
-                h.set_mode(op["mode"])
-            try:
-                for change in reversed(op.get("reverts", ())):
-                    h.psql_file("bench", h.root / "revert" / f"{change}.sql")
-                with h.relay(op.get("mode") or DEFAULT_MODE):
-                    since = h.now()
-                    if op.get("pool"):
-                        # Grow the pool of pending requests before the checkpoint: rows
-                        # inserted after it would image the leaves the measured batch
-                        # then finds already imaged (a floor of 3 kB in one run, 21 kB
-                        # in the next).
-                        h.ensure_pool(
-                            (2 + WARM_BATCHES) * (n + 10), ordered=bool(op.get("ordered"))
-                        )
-                    h.checkpoint()
-                    tag = f"r{rep}-counters-{op['key'].replace('[', '-').replace(']', '')}"
-                    after = _batch(h, op, tag + "-ckpt", n)
-                    _batch(h, op, tag + "-warm", WARM_BATCHES * n)
-                    steady = _batch(h, op, tag + "-steady", n)
-            finally:
-                if op.get("mode"):
-                    h.set_mode(DEFAULT_MODE)
-                for change in op.get("reverts", ()):
-                    h.psql_file("bench", h.root / "deploy" / f"{change}.sql")
-            if op.get("pool"):
-                h.cleanup_sessions(since)
-            else:
-                h.stamp_fanned_out()
-            runs[op["key"]]["checkpoint"].append(after)
-            runs[op["key"]]["steady"].append(steady)
-            log(
-                f"  counters rep {rep + 1} {op['key']}: steady {steady['wal_bytes']:.0f} B "
-                f"{steady['wal_records']:.1f} rec {steady['index_entries']:.1f} idx "
-                f"{steady['buffers']:.0f} buf; after checkpoint {after['wal_bytes']:.0f} B"
-            )
+    # The rows on the release first (one revert, all repetitions), then the head's.
+    for release in (BEFORE, None):
+        phase = [op for op in ops if op.get("release") == release]
+        if release:
+            _sqitch(h, "revert", "-y", "--to", release)
+        try:
+            for rep in range(p.reps):
+                for op in phase:
+                    _measure_op(h, op, rep, n, runs)
+        finally:
+            if release:
+                _sqitch(h, "deploy")
     return {"ops": [{k: o[k] for k in ("key", "title")} for o in ops], "runs": runs, "n": n}
+
+
+def _sqitch(h: Harness, *args: str) -> None:
+    """sqitch on the benchmark database, from the repository (bookkeeping, not measured)."""
+    started = time.monotonic()
+    h.run_cmd(
+        ["sqitch", *args, f"db:pg://postgres@127.0.0.1:{h.port}/bench"], timeout=900, cwd=h.root
+    )
+    log(f"  counters: sqitch {' '.join(args)} in {time.monotonic() - started:.0f} s")
+
+
+def _measure_op(
+    h: Harness, op: dict[str, Any], rep: int, n: int, runs: dict[str, dict[str, list[Any]]]
+) -> None:
+    if op.get("mode"):
+        h.set_mode(op["mode"])
+    try:
+        with h.relay(op.get("mode") or DEFAULT_MODE):
+            since = h.now()
+            if op.get("pool"):
+                # Grow the pool of pending requests before the checkpoint: rows inserted
+                # after it would image the leaves the measured batch then finds already
+                # imaged (a floor of 3 kB in one run, 21 kB in the next).
+                h.ensure_pool((2 + WARM_BATCHES) * (n + 10), ordered=bool(op.get("ordered")))
+            h.checkpoint()
+            tag = f"r{rep}-counters-{op['key'].replace('[', '-').replace(']', '')}"
+            after = _batch(h, op, tag + "-ckpt", n)
+            _batch(h, op, tag + "-warm", WARM_BATCHES * n)
+            steady = _batch(h, op, tag + "-steady", n)
+    finally:
+        if op.get("mode"):
+            h.set_mode(DEFAULT_MODE)
+    if op.get("pool"):
+        h.cleanup_sessions(since)
+    else:
+        h.stamp_fanned_out()
+    runs[op["key"]]["checkpoint"].append(after)
+    runs[op["key"]]["steady"].append(steady)
+    log(
+        f"  counters rep {rep + 1} {op['key']}: steady {steady['wal_bytes']:.0f} B "
+        f"{steady['wal_records']:.1f} rec {steady['index_entries']:.1f} idx "
+        f"{steady['buffers']:.0f} buf; after checkpoint {after['wal_bytes']:.0f} B"
+    )
 
 
 COLUMNS = (
@@ -344,10 +372,13 @@ def render(rep: Any) -> str:
         "requests with time-ordered ids, as `create_session_request` has made them since "
         "change `time_ordered_ids` (a mechanic accepts requests of the last day at most); one "
         "row repeats the accept on requests with random ids, made before the upgrade (the "
-        "throughput runs use those). The floor as v0.1.0 wrote it has v0.1.0's indexes (its "
-        "batches run with the changes since that removed index entries reverted: "
-        + ", ".join(f"`{c}`" for c in FLOOR_V010_REVERTS)
-        + ") and random ids for requests and sessions.",
+        "throughput runs use those). The rows at "
+        + BEFORE[1:]
+        + " (the before of each hot path, the floor included) run on that release: the "
+        "benchmark database is reverted to it with `sqitch revert --to "
+        + BEFORE
+        + "`, data kept, and deployed to the head again afterwards; its requests and "
+        "sessions have random ids, as it made them.",
         "",
         "| per transaction | WAL bytes steady / after checkpoint | "
         + " | ".join(title for _, title, _ in COLUMNS[1:])
@@ -370,7 +401,8 @@ def render(rep: Any) -> str:
         a, b = med([x["wal_bytes"] for x in acc]), med([x["wal_bytes"] for x in bare])
         ok = None if a is None or b is None else a <= b
         v = rep.goal(
-            f"1. accept WAL bytes per op, steady ({DEFAULT_MODE}) vs the bare floor of v0.1.0",
+            f"1. accept WAL bytes per op, steady ({DEFAULT_MODE}) vs the bare floor at "
+            f"{BEFORE[1:]}",
             "<= the bare floor's",
             f"{fmt(a)} vs {fmt(b)}",
             ok,
@@ -379,8 +411,7 @@ def render(rep: Any) -> str:
         lines += [
             "",
             f"Accept WAL bytes per transaction in steady state ({DEFAULT_MODE}): {fmt(a)} "
-            f"(spread {spread}) against {fmt(b)} for the bare floor as v0.1.0 wrote it "
-            f"(changes {', '.join(FLOOR_V010_REVERTS)} reverted for its batches): {v}.",
+            f"(spread {spread}) against {fmt(b)} for the bare floor at {BEFORE[1:]}: {v}.",
         ]
         old = s["runs"].get("accept_random_ids", {}).get("steady", [])
         if old:
