@@ -169,6 +169,8 @@ check: lint $(STAMPS)/squawk db-start ## lint, squawk over deploy/*.sql, catalog
 	    --exclude=$(SQUAWK_EXCEPT),require-concurrent-index-creation deploy/pending_customer_index.sql
 	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
 	    --exclude=$(SQUAWK_EXCEPT),require-concurrent-index-deletion,ban-drop-constraint,require-concurrent-index-creation deploy/unread_indexes.sql
+	@$(VENV)/bin/squawk -c /dev/null --pg-version=15.0 \
+	    --exclude=$(SQUAWK_EXCEPT),ban-drop-function deploy/drop_dispatch_helpers.sql
 	@scripts/with-test-db.sh check pg_prove --failures --ext .sql tests/pgtap/90_lints.sql tests/pgtap/91_plpgsql_check.sql
 
 lint: $(STAMPS)/venv ## ruff and mypy --strict (package, example service)

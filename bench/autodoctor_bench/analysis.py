@@ -221,17 +221,15 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
     )
     fns = {row[0]: row for row in (pr.get("dispatch") or {}).get("functions", [])}
     total = fns.get("autodoctor.auto_assign_orphaned_sessions")
-    pick, assign = fns.get("autodoctor._pick_mechanic"), fns.get("autodoctor._assign_orphan")
-    c["dispatch_profiled"] = bool(total and pick and assign and float(total[2]))
+    # The KNN search of the set-based assignment (one call per pass).
+    pick = fns.get("autodoctor._nearest_available_mechanics")
+    c["dispatch_profiled"] = bool(total and pick and float(total[2]))
     if c["dispatch_profiled"]:
-        assert total and pick and assign
-        n = max(int(pick[1]), 1)
+        assert total and pick
         f["dispatch.pick_share"] = f"{100 * float(pick[2]) / float(total[2]):.0f}%"
-        f["dispatch.pick_ms"] = f"{float(pick[2]) / n:.2f}"
-        f["dispatch.assign_share"] = f"{100 * float(assign[2]) / float(total[2]):.0f}%"
-        f["dispatch.assign_ms"] = f"{float(assign[2]) / n:.2f}"
+        f["dispatch.pick_calls"] = f"{int(pick[1]):,}"
     else:
-        for k in ("pick_share", "pick_ms", "assign_share", "assign_ms"):
+        for k in ("pick_share", "pick_calls"):
             f[f"dispatch.{k}"] = "n/a"
 
     # Item 5: the e-mail fan-out of create_session_request.

@@ -24,6 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
 from .config import BENCH, DEFAULT_MODE, DELIVERY_MODES
 from .stats import fmt, fspread, log, med
 
@@ -288,6 +291,7 @@ def _measure(h: Harness) -> dict[str, Any]:
     # The rows on the release first (one revert, all repetitions), then the head's.
     for release in (BEFORE, None):
         phase = [op for op in ops if op.get("release") == release]
+        saved = h.sql("SELECT to_jsonb(s) FROM autodoctor.settings s")[0][0]
         if release:
             _sqitch(h, "revert", "-y", "--to", release)
         try:
@@ -297,7 +301,30 @@ def _measure(h: Harness) -> dict[str, Any]:
         finally:
             if release:
                 _sqitch(h, "deploy")
+                _restore_settings(h, saved)
     return {"ops": [{k: o[k] for k in ("key", "title")} for o in ops], "runs": runs, "n": n}
+
+
+def _restore_settings(h: Harness, saved: dict[str, Any]) -> None:
+    """The benchmark's settings again (dataset.sql lifts the pending-request cap), after a
+    revert dropped the columns added since the release and the deploy re-added them with
+    their defaults."""
+    cols = [
+        c
+        for (c,) in h.sql(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'autodoctor.settings'::regclass"
+            " AND attnum > 0 AND NOT attisdropped AND attname <> 'id'"
+        )
+        if c in saved
+    ]
+    query = sql.SQL(
+        "UPDATE autodoctor.settings s SET ({}) = (SELECT {} FROM jsonb_populate_record("
+        "NULL::autodoctor.settings, %s) r)"
+    ).format(
+        sql.SQL(", ").join(map(sql.Identifier, cols)),
+        sql.SQL(", ").join(sql.Identifier("r", c) for c in cols),
+    )
+    h.sql(query.as_string(None), (Jsonb(saved),))
 
 
 def _sqitch(h: Harness, *args: str) -> None:

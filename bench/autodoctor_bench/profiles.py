@@ -156,14 +156,6 @@ def profile_dispatch(h: Harness) -> dict[str, Any]:
             capacity=p.dispatch_capacity,
         )
         h.sql("CREATE EXTENSION pg_stat_statements SCHEMA extensions", db=db)
-        pick_plan = nested_plan(
-            h,
-            db,
-            "SELECT autodoctor._pick_mechanic('video', bench.point(1, 400), bench.uid('dcust', 1), "
-            "'default')",
-            None,
-            "nearest AS MATERIALIZED",
-        )
         h.sql("SELECT extensions.pg_stat_statements_reset()", db=db)
         h.sql("SELECT pg_stat_reset()", db=db)
         with psycopg.connect(h.dsn(db, "authenticator"), autocommit=True) as conn:
@@ -199,7 +191,6 @@ def profile_dispatch(h: Harness) -> dict[str, Any]:
             "elapsed_s": elapsed,
             "statements": statements,
             "functions": functions,
-            "pick_plan": pick_plan,
         }
     finally:
         h.sql(f"DROP DATABASE IF EXISTS {db}", db="postgres")
@@ -259,13 +250,6 @@ def render(rep: Harness) -> str:
         out.append("|---|---:|---:|---:|")
         for f, calls, total, self_ms in d["functions"]:
             out.append(f"| `{f}` | {calls:,} | {total} | {self_ms} |")
-        out.append("")
-        out.append(
-            "Plan of the nearest-mechanic pick in `_pick_mechanic` for one located orphan, as it "
-            "runs inside the function (auto_explain, nested statements; before the batch):"
-        )
-        out.append("")
-        out.append(block(d["pick_plan"]))
         out.append("")
     out.append(
         "Plan of the e-mail fan-out query inside `create_session_request` "

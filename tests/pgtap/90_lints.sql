@@ -235,11 +235,10 @@ SELECT is(
            ORDER BY p.proname COLLATE "C"),
     ARRAY[
         -- Bound to PostGIS by identity (BEGIN ATOMIC: PostGIS may live in any schema).
-        -- The first two guard accept's and claim's radius check when both sides have a
-        -- location; the KNN searches run in the worker's fan-out and auto-assignment.
+        -- _make_point builds points, _within is accept's and claim's radius check; the KNN
+        -- searches run in the worker's fan-out and in auto-assignment.
         '_make_point',
         '_nearest_available_mechanics',
-        '_nearest_mechanics',
         '_queue_new_request_emails',
         '_within',
         -- A report run on demand.

@@ -523,8 +523,8 @@ UNREACHABLE: dict[tuple[str, str], str] = {
     },
     ("transition_session", "capacity_reached"): "a session with a mechanic is never pending: "
     "moves between scheduled, waiting and live keep the load, completed and cancelled lower it",
-    ("auto_assign_orphaned_sessions", "capacity_reached"): "_pick_mechanic locks a mechanic "
-    "under capacity, so the assignment fits",
+    ("auto_assign_orphaned_sessions", "capacity_reached"): "it locks the mechanics and reads "
+    "their room before assigning, so the assignments fit",
     ("run_maintenance", "capacity_reached"): "its steps cannot raise it (see above)",
     ("run_maintenance", "invalid_batch_size"): "calls auto_assign_orphaned_sessions(1000)",
     ("run_maintenance", "invalid_interval"): "calls cancel_orphaned_sessions(interval '1 day')",

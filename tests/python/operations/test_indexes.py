@@ -17,7 +17,8 @@ pytestmark = pytest.mark.bulk_loaded
 def loaded(admin: psycopg.Connection[Any]) -> dict[str, uuid.UUID]:
     """100k requests (5% pending), 100k sessions (1% orphans), 5k located mechanics.
 
-    The nearest-mechanic query below is _pick_mechanic's, radius per mechanic included.
+    The nearest-mechanic query below is the KNN walk the dispatch helpers use (v0.1.0's
+    _pick_mechanic; _nearest_available_mechanics now), radius per mechanic included.
     """
     admin.execute(
         "INSERT INTO auth.users (id, email)"
