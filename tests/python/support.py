@@ -8,9 +8,12 @@ Not a test module (pytest collects only ``test_*.py``); imported as ``support``.
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from typing import Any
 
+import autodoctor_db as ad
 import psycopg
 import pytest
 from autodoctor_db.errors import CONTRACT_SQLSTATES as CONTRACT_SQLSTATES
@@ -109,3 +112,38 @@ def report(request: pytest.FixtureRequest, line: str) -> None:
         figures = _Figures()
         manager.register(figures, "autodoctor-figures")
     figures.lines.append(line)
+
+
+class Follower:
+    """``db.events(...)`` (the sync or the async driver's, on ``db``) consumed in a thread,
+    collecting what it yields."""
+
+    def __init__(self, db: Any, after: int | ad.EventCursor = 0, **kwargs: Any) -> None:
+        self.events: list[ad.Event] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._gen = db.events(after=after, poll_interval=0.1, stop=self._stop.is_set, **kwargs)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for ev in self._gen:
+                self.events.append(ev)
+        except BaseException as exc:  # surfaced by the test
+            self.error = exc
+
+    def ids(self) -> list[int]:
+        return [e.id for e in self.events]
+
+    def wait_for(self, n: int, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.events) < n and time.monotonic() < deadline and self.error is None:
+            time.sleep(0.02)
+        assert self.error is None, self.error
+        assert len(self.events) >= n, (len(self.events), n)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        assert not self._thread.is_alive()

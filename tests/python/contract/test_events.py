@@ -14,39 +14,7 @@ import psycopg
 import pytest
 from autodoctor_db import errors
 from psycopg.conninfo import make_conninfo
-
-
-class Follower:
-    """``db.events(...)`` consumed in a thread, collecting what it yields."""
-
-    def __init__(self, db: ad.Database, after: int | ad.EventCursor = 0, **kwargs: Any) -> None:
-        self.events: list[ad.Event] = []
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._gen = db.events(after=after, poll_interval=0.1, stop=self._stop.is_set, **kwargs)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for ev in self._gen:
-                self.events.append(ev)
-        except BaseException as exc:  # surfaced by the test
-            self.error = exc
-
-    def ids(self) -> list[int]:
-        return [e.id for e in self.events]
-
-    def wait_for(self, n: int, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.events) < n and time.monotonic() < deadline and self.error is None:
-            time.sleep(0.02)
-        assert self.error is None, self.error
-        assert len(self.events) >= n, (len(self.events), n)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+from support import Follower
 
 
 @pytest.fixture

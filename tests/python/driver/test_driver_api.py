@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from autodoctor_db import errors
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from support import Follower
 
 # The driver against the contract: also run through pgbouncer (conftest.py).
 pytestmark = pytest.mark.pooler
@@ -464,37 +465,6 @@ def test_event_watermark_is_a_transaction_id_for_every_follower(
 
 
 # --- events -----------------------------------------------------------------------------------
-
-
-class Follower:
-    """``db.events(...)`` consumed in a thread, collecting what it yields."""
-
-    def __init__(self, db: Any, after: int | ad.EventCursor = 0) -> None:
-        self.events: list[ad.Event] = []
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._gen = db.events(after=after, poll_interval=0.1, stop=self._stop.is_set)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for ev in self._gen:
-                self.events.append(ev)
-        except BaseException as exc:  # surfaced by the test
-            self.error = exc
-
-    def wait_for(self, n: int, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.events) < n and time.monotonic() < deadline and self.error is None:
-            time.sleep(0.02)
-        assert self.error is None, self.error
-        assert len(self.events) >= n, (len(self.events), n)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        assert not self._thread.is_alive()
 
 
 def test_events_after_is_a_snapshot_the_caller_may_see(
