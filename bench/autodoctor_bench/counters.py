@@ -252,10 +252,11 @@ def _batch(h: Harness, op: dict[str, Any], tag: str, n: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _no_autovacuum(h: Harness) -> Iterator[None]:
-    """Autovacuum off for the section (and its running workers stopped): the WAL of a
-    batch's LSN range is the whole cluster's, and a vacuum of the freshly loaded million
-    rows landing in one batch doubled its bytes (a floor of 9 kB in one repetition, 17 kB
-    in the next). Restored afterwards."""
+    """Autovacuum off for the section (and its running workers stopped), restored
+    afterwards: the WAL of a batch's LSN range is the whole cluster's, so a vacuum landing
+    in a batch would be counted as the operation's. A precaution: two runs with and without
+    it gave the same figures; the repetition-to-repetition spread it was meant to remove
+    came from pool rows inserted after the checkpoint (see _measure_op)."""
     h.sql("ALTER SYSTEM SET autovacuum = off", db="postgres")
     h.sql("SELECT pg_reload_conf()", db="postgres")
     try:
@@ -291,26 +292,31 @@ def _measure(h: Harness) -> dict[str, Any]:
     # The rows on the release first (one revert, all repetitions), then the head's.
     for release in (BEFORE, None):
         phase = [op for op in ops if op.get("release") == release]
-        saved = h.sql("SELECT to_jsonb(s) FROM autodoctor.settings s")[0][0]
-        started = h.now()
-        if release:
-            _sqitch(h, "revert", "-y", "--to", release)
-        try:
+        with _at_release(h, release):
             for rep in range(p.reps):
                 for op in phase:
                     _measure_op(h, op, rep, n, runs)
-        finally:
-            if release:
-                _sqitch(h, "deploy")
-                _restore_settings(h, saved)
-                # v0.1.0's create queued its new-request e-mails in its own transaction
-                # (50 each): left pending, the relay mode's worker would spend the head's
-                # runs sending them.
-                h.sql(
-                    "DELETE FROM autodoctor.notification_outbox WHERE created_at >= %s",
-                    (started,),
-                )
     return {"ops": [{k: o[k] for k in ("key", "title")} for o in ops], "runs": runs, "n": n}
+
+
+@contextlib.contextmanager
+def _at_release(h: Harness, release: str | None) -> Iterator[None]:
+    """The benchmark database at ``release`` (None: as deployed) for the block, then back
+    at the head with the benchmark's settings."""
+    if release is None:
+        yield
+        return
+    saved = h.sql("SELECT to_jsonb(s) FROM autodoctor.settings s")[0][0]
+    started = h.now()
+    _sqitch(h, "revert", "-y", "--to", release)
+    try:
+        yield
+    finally:
+        _sqitch(h, "deploy")
+        _restore_settings(h, saved)
+        # v0.1.0's create queued its new-request e-mails in its own transaction (50 each):
+        # left pending, the relay mode's worker would spend the head's runs sending them.
+        h.sql("DELETE FROM autodoctor.notification_outbox WHERE created_at >= %s", (started,))
 
 
 def _restore_settings(h: Harness, saved: dict[str, Any]) -> None:
