@@ -16,7 +16,7 @@ PYTHON  ?= python3
 
 APT_PACKAGES := postgresql-15 postgresql-client-15 postgresql-15-pgtap sqitch \
                 libtap-parser-sourcehandler-pgtap-perl postgresql-15-postgis-3 \
-                postgresql-15-cron postgresql-15-plpgsql-check pgbouncer \
+                postgresql-15-cron postgresql-15-plpgsql-check postgresql-15-wal2json pgbouncer \
                 chromium fonts-dejavu-core
 
 # Local mode (the throwaway cluster) unless the user named a server with PGHOST. The

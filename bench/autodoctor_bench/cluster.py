@@ -87,3 +87,40 @@ def standby(h: Harness) -> Iterator[dict[str, Any]]:
         with contextlib.suppress(Exception):
             subprocess.run(script(h, "standby-remove", "--port", h.port, "--slot", SLOT),
                            capture_output=True, timeout=120)  # fmt: skip
+
+
+def restart(h: Harness) -> None:
+    """Stop the bench cluster (fast) and start it again, for settings that need a restart."""
+    h.run_cmd(script(h, "stop", "--mode", "fast"), timeout=120)
+    h.run_cmd(script(h, "start", "--log", h.out / "postgresql.log", "--timeout", 120), timeout=180)
+
+
+@contextlib.contextmanager
+def logical_wal(h: Harness) -> Iterator[dict[str, Any]]:
+    """The bench cluster restarted with wal_level = logical, and wal2json allowed as an
+    output plugin where the server restricts output plugins to a list
+    (``output_plugin_libraries``: the build measured in BENCHMARKS.md has it; a server
+    without that setting needs nothing). Afterwards: logical slots a
+    failure left are dropped (a server at wal_level replica refuses to start with one) and
+    the settings reset, with a restart. Yields what was changed."""
+    changed = {"wal_level": "logical"}
+    h.sql("ALTER SYSTEM SET wal_level = logical")
+    if h.sql("SELECT 1 FROM pg_settings WHERE name = 'output_plugin_libraries'"):
+        (current,) = h.sql("SELECT current_setting('output_plugin_libraries')")[0]
+        libs = [x.strip() for x in current.split(",") if x.strip()]
+        if "wal2json" not in libs:
+            libs.append("wal2json")
+            h.sql(f"ALTER SYSTEM SET output_plugin_libraries = {', '.join(libs)}")
+            changed["output_plugin_libraries"] = ", ".join(libs)
+    try:
+        restart(h)
+        yield changed
+    finally:
+        with contextlib.suppress(Exception):
+            h.sql(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                " WHERE slot_type = 'logical' AND NOT active"
+            )
+        for name in changed:
+            h.sql(f"ALTER SYSTEM RESET {name}")
+        restart(h)

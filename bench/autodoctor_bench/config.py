@@ -76,7 +76,7 @@ class DeliveryMode:
 
     ``setup`` (SQL, as the owner, in the bench database) selects the mode and ``teardown``
     restores the default; ``relay``, if set, is a command started for the mode's runs and
-    stopped after them ({python}, {dsn} and {root} are filled in). A mode that does not
+    stopped after them ({python}, {dsn}, {root} and {pgbin} are filled in). A mode that does not
     deliver (a lower bound) gets throughput only.
     """
 
@@ -125,9 +125,50 @@ DELIVERY_MODES: list[DeliveryMode] = [
 ]
 DEFAULT_MODE = DELIVERY_MODES[0].name
 
+_NOTIFY_TRIGGER = "ALTER TABLE autodoctor.session_events {} TRIGGER session_events_notify"
+_LOGICAL_RELAY = (
+    "{python}",
+    "{root}/bench/autodoctor_bench/logical_relay.py",
+    "--dsn",
+    "{dsn}",
+    "--pgbin",
+    "{pgbin}",
+    "--kind",
+)
+
+#: Section ``decoding``: relays that read the WAL (logical decoding), not part of the
+#: package, measured beside the package's two delivering modes on a cluster switched to
+#: wal_level = logical for the section.
+DECODING_MODES: list[DeliveryMode] = [
+    DeliveryMode(
+        name="logical_message",
+        title="the writer emits pg_logical_emit_message(true, 'autodoctor', payload) instead "
+        "of a NOTIFY; a relay streams the messages (wal2json over pg_recvlogical) and sends "
+        "the NOTIFYs, one transaction per batch",
+        setup=(
+            _NOTIFY_TRIGGER.format("DISABLE"),
+            "CREATE TRIGGER bench_emit_event_message AFTER INSERT ON autodoctor.session_events "
+            "FOR EACH ROW EXECUTE FUNCTION bench.emit_event_message()",
+        ),
+        teardown=(
+            "DROP TRIGGER bench_emit_event_message ON autodoctor.session_events",
+            _NOTIFY_TRIGGER.format("ENABLE"),
+        ),
+        relay=(*_LOGICAL_RELAY, "messages"),
+    ),
+    DeliveryMode(
+        name="logical_rows",
+        title="the writer only logs; a relay streams the event rows' inserts (wal2json over "
+        "pg_recvlogical) and sends the NOTIFYs, one transaction per batch",
+        setup=(_NOTIFY_TRIGGER.format("DISABLE"),),
+        teardown=(_NOTIFY_TRIGGER.format("ENABLE"),),
+        relay=(*_LOGICAL_RELAY, "rows"),
+    ),
+]
+
 
 def mode_by_name(name: str) -> DeliveryMode:
-    return next(m for m in DELIVERY_MODES if m.name == name)
+    return next(m for m in [*DELIVERY_MODES, *DECODING_MODES] if m.name == name)
 
 
 DIAG_VIEW = "incoming_requests (diagnostic: jit off, created_at index order)"

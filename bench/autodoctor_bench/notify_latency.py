@@ -4,81 +4,120 @@ for every delivery mode."""
 from __future__ import annotations
 
 import subprocess
+import threading
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from .config import DEFAULT_MODE, DELIVERY_MODES, GOAL_DELIVERY_P99_MS
+from .config import DEFAULT_MODE, DELIVERY_MODES, GOAL_DELIVERY_P99_MS, mode_by_name
 from .stats import fmt, fspread, log, med, ms
 
 if TYPE_CHECKING:
     from .runner import Harness
 
 
+def wal_totals(h: Harness) -> tuple[int, int, int]:
+    """(WAL fsyncs, WAL bytes, commits) of the whole cluster so far."""
+    rows = h.sql(
+        "SELECT (SELECT wal_sync FROM pg_stat_wal), (SELECT wal_bytes FROM pg_stat_wal)::bigint,"
+        " (SELECT sum(xact_commit) FROM pg_stat_database)::bigint"
+    )
+    return int(rows[0][0]), int(rows[0][1]), int(rows[0][2])
+
+
+def held_writer(h: Harness, after_s: float, hold_s: float, stop: threading.Event) -> None:
+    """A transaction of the bench database that holds a transaction id for ``hold_s``
+    seconds from ``after_s`` on and writes nothing to the package's tables: a batch job or a
+    migration of the same database, which the package's relay waits for."""
+    if stop.wait(after_s):
+        return
+    with h.admin() as conn, conn.transaction():
+        conn.execute("SELECT pg_current_xact_id()")
+        stop.wait(hold_s)
+
+
+def latency_run(h: Harness, mode: str, tag: str, hold_s: float = 0.0) -> dict[str, Any]:
+    """One run: an 8-client pgbench accept load in delivery mode ``mode`` (its relay
+    running), a 9th client accepting every notify_interval_s and a listener noting when each
+    of its events is announced. With ``hold_s``, a transaction of the same database stays
+    open that long from a second into the run. Adds the cluster's WAL fsyncs per commit and
+    WAL bytes per accept over the run."""
+    p = h.prof
+    h.set_mode(mode)
+    probes = int(p.notify_seconds / p.notify_interval_s) + 100
+    probe_base = h.ensure_pool(probes)
+    h.consumed(probe_base + probes)
+    pg_base = h.ensure_pool(h.estimate("accept", p.notify_seconds, 8))
+    since = h.now()
+    h.checkpoint()
+    stop = threading.Event()
+    holder = threading.Thread(target=held_writer, args=(h, 1.0, hold_s, stop), daemon=True)
+    with h.relay(mode):
+        syncs0, bytes0, commits0 = wal_totals(h)
+        cmd = h.pgbench_cmd(
+            tag,
+            "bench",
+            8,
+            p.notify_seconds,
+            script="accept.sql",
+            user="authenticator",
+            defines={"base": pg_base, "nc": 8, "k": 0, "nmech": p.mechanics, "ncust": p.customers},
+        )
+        bg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if hold_s:
+            holder.start()
+        try:
+            lat = h.loadgen(
+                {
+                    "workload": "notify_latency",
+                    "base": probe_base,
+                    "seconds": p.notify_seconds,
+                    "grace": 2.0 + hold_s,
+                    "interval_s": p.notify_interval_s,
+                }
+            )
+        finally:
+            out, err = bg.communicate(timeout=p.notify_seconds + 120)
+            stop.set()
+            if hold_s:
+                holder.join(timeout=30)
+        syncs1, bytes1, commits1 = wal_totals(h)
+    pg = h.pgbench_result(tag, None, out, err, bg.returncode)
+    h.consumed(pg_base + 8 * (pg["max_k"] + 1))
+    h.set_mode(DEFAULT_MODE)
+    h.cleanup_sessions(since)
+    accepts = (pg.get("transactions") or 0) + lat["probes"]
+    return {
+        "pgbench": pg,
+        "latency": lat if mode_by_name(mode).delivers else None,
+        "listener_notifications": lat["notifications"],
+        "hold_s": hold_s,
+        "fsyncs_per_commit": (syncs1 - syncs0) / (commits1 - commits0)
+        if commits1 > commits0
+        else None,
+        "wal_bytes_per_accept": (bytes1 - bytes0) / accepts if accepts else None,
+    }
+
+
+def describe(mode: str, entry: dict[str, Any]) -> str:
+    pg, lat = entry["pgbench"], entry["latency"]
+    text = f"{pg['tps']:.0f} tps with a listener"
+    if lat is None:
+        return text + ", no delivery"
+    return (
+        text + f"; latency p50 {ms(lat.get('p50_ms'))} ms p99 {ms(lat.get('p99_ms'))} ms, "
+        f"missed {lat['missed']}/{lat['probes']}"
+    )
+
+
 def measure(h: Harness) -> dict[str, Any]:
     """Item 8 and the NOTIFY lock: commit-to-listener latency of probe accepts under an
     8-client pgbench accept load, for every delivery mode, with a listener attached."""
-    p = h.prof
     runs: dict[str, list[dict[str, Any]]] = {m.name: [] for m in DELIVERY_MODES}
-    for rep in range(p.reps):
+    for rep in range(h.prof.reps):
         for mode in DELIVERY_MODES:
-            h.set_mode(mode.name)
-            probes = int(p.notify_seconds / p.notify_interval_s) + 100
-            probe_base = h.ensure_pool(probes)
-            h.consumed(probe_base + probes)
-            pg_base = h.ensure_pool(h.estimate("accept", p.notify_seconds, 8))
-            since = h.now()
-            h.checkpoint()
-            tag = f"r{rep}-notify-{mode.name}"
-            with h.relay(mode.name):
-                cmd = h.pgbench_cmd(
-                    tag,
-                    "bench",
-                    8,
-                    p.notify_seconds,
-                    script="accept.sql",
-                    user="authenticator",
-                    defines={
-                        "base": pg_base,
-                        "nc": 8,
-                        "k": 0,
-                        "nmech": p.mechanics,
-                        "ncust": p.customers,
-                    },
-                )
-                bg = subprocess.Popen(
-                    cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-                )
-                try:
-                    lat = h.loadgen(
-                        {
-                            "workload": "notify_latency",
-                            "base": probe_base,
-                            "seconds": p.notify_seconds,
-                            "grace": 2.0,
-                            "interval_s": p.notify_interval_s,
-                        }
-                    )
-                finally:
-                    out, err = bg.communicate(timeout=p.notify_seconds + 120)
-            pg = h.pgbench_result(tag, None, out, err, bg.returncode)
-            h.consumed(pg_base + 8 * (pg["max_k"] + 1))
-            h.set_mode(DEFAULT_MODE)
-            h.cleanup_sessions(since)
-            entry = {
-                "pgbench": pg,
-                "latency": lat if mode.delivers else None,
-                "listener_notifications": lat["notifications"],
-            }
+            entry = latency_run(h, mode.name, f"r{rep}-notify-{mode.name}")
             runs[mode.name].append(entry)
-            log(
-                f"  notify rep {rep + 1} {mode.name}: {pg['tps']:.0f} tps with a listener; "
-                + (
-                    f"latency p50 {ms(lat.get('p50_ms'))} ms p99 {ms(lat.get('p99_ms'))} ms, "
-                    f"missed {lat['missed']}/{lat['probes']}"
-                    if mode.delivers
-                    else "no delivery"
-                )
-            )
+            log(f"  notify rep {rep + 1} {mode.name}: {describe(mode.name, entry)}")
     return {"runs": runs, "modes": [asdict(m) for m in DELIVERY_MODES]}
 
 

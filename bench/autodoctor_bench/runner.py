@@ -242,11 +242,20 @@ class Harness:
         if mode.relay is None:
             yield
             return
-        cmd = [part.format(python=self.py, dsn=self.dsn(), root=self.root) for part in mode.relay]
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        cmd = [
+            part.format(python=self.py, dsn=self.dsn(), root=self.root, pgbin=self.pgbin)
+            for part in mode.relay
+        ]
+        logf = self.out / f"relay-{name}.log"
+        with logf.open("ab") as err:
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+            )
         time.sleep(1.0)
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"the {name} relay exited with {proc.returncode}:\n{logf.read_text()[-3000:]}"
+            )
         try:
             yield
         finally:

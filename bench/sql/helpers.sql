@@ -39,3 +39,25 @@ END $$;
 GRANT anon, authenticated, service_role TO authenticator;
 GRANT USAGE ON SCHEMA bench TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION bench.uid(text, bigint) TO authenticated, service_role;
+
+-- emit_event_message: the broadcast as a transactional logical decoding message instead of
+-- a NOTIFY (section decoding, delivery mode logical_message): the same ids-only payload as
+-- autodoctor._notify_event, read from the WAL by bench/autodoctor_bench/logical_relay.py.
+-- Attached only for that mode's runs (config.DECODING_MODES).
+CREATE FUNCTION bench.emit_event_message() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = ''
+AS $$
+BEGIN
+    PERFORM pg_catalog.pg_logical_emit_message(true, 'autodoctor', pg_catalog.json_build_object(
+        'event_id', NEW.id,
+        'event', NEW.event,
+        'request_id', NEW.request_id,
+        'session_id', NEW.session_id,
+        'session_type', NEW.session_type,
+        'plan_code', NEW.plan_code,
+        'at', NEW.at
+    )::text);
+    RETURN NULL;
+END
+$$;
