@@ -119,6 +119,24 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
     c["relay_latency_missed"] = relay_p99 is not None and relay_p99 >= GOAL_DELIVERY_P99_MS
     f["goal.delivery_p99_ms"] = fmt(GOAL_DELIVERY_P99_MS, 0)
 
+    # Item 8's evaluation: relays reading the WAL (section decoding).
+    dec = s.get("decoding", {})
+
+    def dec_med(group: str, mode: str, pick: Any) -> Any:
+        return med([pick(x) for x in dec.get(group, {}).get(mode, [])])
+
+    for mode in ("in_transaction", "relay", "logical_message", "logical_rows"):
+        f[f"decoding.{mode}_fsyncs"] = fmt(
+            dec_med("runs", mode, lambda x: x.get("fsyncs_per_accept")), 2
+        )
+        f[f"decoding.{mode}_p99"] = fmt(dec_med("runs", mode, lambda x: x["latency"]["p99_ms"]), 1)
+        f[f"decoding.{mode}_held_p99"] = fmt(
+            dec_med("held", mode, lambda x: x["latency"]["p99_ms"]), 1
+        )
+        f[f"decoding.{mode}_tps"] = fmt(dec_med("runs", mode, lambda x: x["pgbench"]["tps"]))
+    f["decoding.hold_s"] = fmt(dec.get("hold_s"), 0)
+    c["decoding_run"] = bool(dec.get("runs", {}).get("logical_message"))
+
     # Counters: the accept's writes against the bare floor's.
     cnt = s.get("counters", {}).get("runs", {})
 
