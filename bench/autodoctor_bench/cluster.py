@@ -103,24 +103,45 @@ def logical_wal(h: Harness) -> Iterator[dict[str, Any]]:
     without that setting needs nothing). Afterwards: logical slots a
     failure left are dropped (a server at wal_level replica refuses to start with one) and
     the settings reset, with a restart. Yields what was changed."""
-    changed = {"wal_level": "logical"}
-    h.sql("ALTER SYSTEM SET wal_level = logical")
-    if h.sql("SELECT 1 FROM pg_settings WHERE name = 'output_plugin_libraries'"):
-        (current,) = h.sql("SELECT current_setting('output_plugin_libraries')")[0]
-        libs = [x.strip() for x in current.split(",") if x.strip()]
-        if "wal2json" not in libs:
-            libs.append("wal2json")
-            h.sql(f"ALTER SYSTEM SET output_plugin_libraries = {', '.join(libs)}")
-            changed["output_plugin_libraries"] = ", ".join(libs)
+    changed: dict[str, str] = {}
     try:
+        changed["wal_level"] = "logical"
+        h.sql("ALTER SYSTEM SET wal_level = logical")
+        if h.sql("SELECT 1 FROM pg_settings WHERE name = 'output_plugin_libraries'"):
+            (current,) = h.sql("SELECT current_setting('output_plugin_libraries')")[0]
+            libs = [x.strip() for x in current.split(",") if x.strip()]
+            if "wal2json" not in libs:
+                libs.append("wal2json")
+                changed["output_plugin_libraries"] = ", ".join(libs)
+                # A list setting: the values unquoted (one quoted string is one element).
+                h.sql(f"ALTER SYSTEM SET output_plugin_libraries = {', '.join(libs)}")
         restart(h)
         yield changed
     finally:
+        # Each step on its own, so that one failing does not skip the restart.
         with contextlib.suppress(Exception):
-            h.sql(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                " WHERE slot_type = 'logical' AND NOT active"
-            )
+            drop_logical_slots(h)
         for name in changed:
-            h.sql(f"ALTER SYSTEM RESET {name}")
+            with contextlib.suppress(Exception):
+                h.sql(f"ALTER SYSTEM RESET {name}")
         restart(h)
+
+
+def drop_logical_slots(h: Harness, timeout_s: float = 30.0) -> None:
+    """Drop every logical replication slot, ending the sessions that still stream from one
+    (a relay killed before its own cleanup leaves its pg_recvlogical running)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        h.sql(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots"
+            " WHERE slot_type = 'logical' AND active_pid IS NOT NULL"
+        )
+        h.sql(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE slot_type = 'logical' AND NOT active"
+        )
+        if not h.sql("SELECT 1 FROM pg_replication_slots WHERE slot_type = 'logical'"):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("logical replication slots are still in use")
+        time.sleep(0.2)

@@ -22,9 +22,9 @@ NEEDS = {
     "in_transaction": "nothing (any wal_level, no process)",
     "relay": "a running relay (`autodoctor-db worker` or a driver follower)",
     "logical_message": "wal_level = logical, a replication slot, a REPLICATION role, "
-    "wal2json (or pgoutput) allowed as output plugin, a running relay",
+    "wal2json installed (and allowed, where the server lists output plugins), a running relay",
     "logical_rows": "wal_level = logical, a replication slot, a REPLICATION role, "
-    "wal2json (or pgoutput) allowed as output plugin, a running relay",
+    "wal2json installed (and allowed, where the server lists output plugins), a running relay",
 }
 
 
@@ -77,7 +77,11 @@ def render(rep: Any) -> str:
         "streamed by pg_recvlogical, one NOTIFY transaction per batch received), not part of "
         'the package. "Writer held": the same runs while a transaction of the same database '
         f"holds a transaction id for {d['hold_s']:.0f} s from the run's first second on "
-        "(a batch job or a migration); it writes nothing the listener waits for.",
+        "(a batch job or a migration); it writes nothing the listener waits for. WAL fsyncs "
+        "and bytes per accept: the whole cluster's (`pg_stat_wal`, the relays' own NOTIFY "
+        "transactions included) over the run, divided by the accepts (pgbench's and the "
+        "probes'); per accept rather than per commit because a listener's backend commits a "
+        "transaction of its own each time it is signalled.",
         "",
         "| delivery | accept tps @8 (median) | spread | WAL fsyncs per accept | WAL bytes per "
         "accept | latency p50 ms | p99 ms | missed | p99 ms, writer held | missed, writer held "

@@ -28,6 +28,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import psycopg
@@ -79,6 +80,19 @@ def parse(kind: str, lines: list[bytes]) -> list[Any]:
     return out
 
 
+def drop_slot(base: list[str], attempts: int = 25) -> None:
+    """Drop the slot if it exists, retrying while the server still has it in use (the
+    walsender of a pg_recvlogical that just exited); raises if it stays."""
+    for _ in range(attempts):
+        proc = subprocess.run(
+            [*base, "--drop-slot"], capture_output=True, text=True, timeout=30, check=False
+        )
+        if proc.returncode == 0 or "does not exist" in proc.stderr:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"could not drop the slot: {proc.stderr.strip()}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dsn", required=True)
@@ -87,21 +101,24 @@ def main() -> int:
     ap.add_argument("--slot", default="")
     args = ap.parse_args()
     slot = args.slot or f"bench_relay_{args.kind}"
-    recv = os.path.join(args.pgbin, "pg_recvlogical")
-    base = [recv, "-d", args.dsn, "-S", slot]
-    subprocess.run([*base, "--create-slot", "--if-not-exists", "-P", "wal2json"], check=True)
-    options = [x for o in plugin_options(args.kind) for x in ("-o", o)]
-    proc = subprocess.Popen(
-        [*base, "--start", "--no-loop", "-F", "0", "-f", "-", *options], stdout=subprocess.PIPE
-    )
     stopping = False
 
     def stop(_signum: int, _frame: Any) -> None:
         nonlocal stopping
         stopping = True
 
+    # Before the slot exists, so that a stop at any point still reaches the cleanup below.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    recv = os.path.join(args.pgbin, "pg_recvlogical")
+    base = [recv, "-d", args.dsn, "-S", slot]
+    # A fresh slot: one left by an earlier relay would replay everything since then.
+    drop_slot(base)
+    subprocess.run([*base, "--create-slot", "-P", "wal2json"], check=True, timeout=60)
+    options = [x for o in plugin_options(args.kind) for x in ("-o", o)]
+    proc = subprocess.Popen(
+        [*base, "--start", "--no-loop", "-F", "0", "-f", "-", *options], stdout=subprocess.PIPE
+    )
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     announced = 0
@@ -126,16 +143,14 @@ def main() -> int:
                 else:
                     conn.execute(NOTIFY_ROWS, (json.dumps(batch),))
                 announced += len(batch)
-    except InterruptedError:
-        pass
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(timeout=10)
-        subprocess.run([*base, "--drop-slot"], check=False, capture_output=True)
+            proc.wait(timeout=5)
+        drop_slot(base)
     print(f"logical relay ({args.kind}): announced {announced} events", file=sys.stderr)
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +22,23 @@ def wal_totals(h: Harness) -> tuple[int, int]:
     return int(rows[0][0]), int(rows[0][1])
 
 
-def held_writer(h: Harness, after_s: float, hold_s: float, stop: threading.Event) -> None:
+def held_writer(
+    h: Harness, after_s: float, hold_s: float, stop: threading.Event, outcome: dict[str, Any]
+) -> None:
     """A transaction of the bench database that holds a transaction id for ``hold_s``
     seconds from ``after_s`` on and writes nothing to the package's tables: a batch job or a
-    migration of the same database, which the package's relay waits for."""
-    if stop.wait(after_s):
-        return
-    with h.admin() as conn, conn.transaction():
-        conn.execute("SELECT pg_current_xact_id()")
-        stop.wait(hold_s)
+    migration of the same database, which the package's relay waits for. Notes in
+    ``outcome`` how long it held one, or the error."""
+    try:
+        if stop.wait(after_s):
+            return
+        with h.admin() as conn, conn.transaction():
+            conn.execute("SELECT pg_current_xact_id()")
+            t0 = time.monotonic()
+            stop.wait(hold_s)
+            outcome["held_s"] = time.monotonic() - t0
+    except Exception as exc:  # reported by latency_run
+        outcome["error"] = repr(exc)
 
 
 def latency_run(h: Harness, mode: str, tag: str, hold_s: float = 0.0) -> dict[str, Any]:
@@ -39,8 +48,8 @@ def latency_run(h: Harness, mode: str, tag: str, hold_s: float = 0.0) -> dict[st
     open that long from a second into the run. Adds the cluster's WAL fsyncs and WAL bytes
     per accept over the run (whatever else wrote meanwhile, a relay included, counts against
     the accepts). Per accept, not per commit: a listener's backend runs a transaction of its
-    own each time it is signalled, so with a listener attached the cluster's commits are
-    about twice the writing ones."""
+    own each time it is signalled, so with a listener attached the cluster's commits
+    outnumber the writing ones."""
     p = h.prof
     h.set_mode(mode)
     probes = int(p.notify_seconds / p.notify_interval_s) + 100
@@ -50,7 +59,8 @@ def latency_run(h: Harness, mode: str, tag: str, hold_s: float = 0.0) -> dict[st
     since = h.now()
     h.checkpoint()
     stop = threading.Event()
-    holder = threading.Thread(target=held_writer, args=(h, 1.0, hold_s, stop), daemon=True)
+    held: dict[str, Any] = {}
+    holder = threading.Thread(target=held_writer, args=(h, 1.0, hold_s, stop, held), daemon=True)
     with h.relay(mode):
         syncs0, bytes0 = wal_totals(h)
         cmd = h.pgbench_cmd(
@@ -80,6 +90,8 @@ def latency_run(h: Harness, mode: str, tag: str, hold_s: float = 0.0) -> dict[st
             stop.set()
             if hold_s:
                 holder.join(timeout=30)
+    if hold_s and (holder.is_alive() or "error" in held or held.get("held_s", 0) < hold_s * 0.9):
+        raise RuntimeError(f"the same-database writer was not held {hold_s} s: {held}")
         syncs1, bytes1 = wal_totals(h)
     pg = h.pgbench_result(tag, None, out, err, bg.returncode)
     h.consumed(pg_base + 8 * (pg["max_k"] + 1))
@@ -91,6 +103,7 @@ def latency_run(h: Harness, mode: str, tag: str, hold_s: float = 0.0) -> dict[st
         "latency": lat if mode_by_name(mode).delivers else None,
         "listener_notifications": lat["notifications"],
         "hold_s": hold_s,
+        "held_s": held.get("held_s"),
         "fsyncs_per_accept": (syncs1 - syncs0) / accepts if accepts else None,
         "wal_bytes_per_accept": (bytes1 - bytes0) / accepts if accepts else None,
     }

@@ -24,6 +24,7 @@ import os
 import re
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -256,15 +257,24 @@ class Harness:
             raise RuntimeError(
                 f"the {name} relay exited with {proc.returncode}:\n{logf.read_text()[-3000:]}"
             )
+        crashed: int | None = None
         try:
             yield
         finally:
+            crashed = proc.poll()  # it should still be running: the run needed it
             proc.terminate()
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                # The whole group: a relay's own children (pg_recvlogical) too.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+        if crashed is not None:
+            raise RuntimeError(
+                f"the {name} relay exited with {crashed} during the run:\n"
+                f"{logf.read_text()[-3000:]}"
+            )
 
     # --- pgbench -------------------------------------------------------------------------
 
