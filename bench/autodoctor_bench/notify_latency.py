@@ -90,9 +90,9 @@ def latency_run(h: Harness, mode: str, tag: str, hold_s: float = 0.0) -> dict[st
             stop.set()
             if hold_s:
                 holder.join(timeout=30)
+        syncs1, bytes1 = wal_totals(h)
     if hold_s and (holder.is_alive() or "error" in held or held.get("held_s", 0) < hold_s * 0.9):
         raise RuntimeError(f"the same-database writer was not held {hold_s} s: {held}")
-        syncs1, bytes1 = wal_totals(h)
     pg = h.pgbench_result(tag, None, out, err, bg.returncode)
     h.consumed(pg_base + 8 * (pg["max_k"] + 1))
     h.set_mode(DEFAULT_MODE)
