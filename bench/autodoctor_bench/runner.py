@@ -266,10 +266,12 @@ class Harness:
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                # The whole group: a relay's own children (pg_recvlogical) too.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+            # Whatever of its group outlived it (a crashed relay's pg_recvlogical).
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         if crashed is not None:
             raise RuntimeError(
                 f"the {name} relay exited with {crashed} during the run:\n"
