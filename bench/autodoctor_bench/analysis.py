@@ -136,6 +136,8 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
         f[f"decoding.{mode}_tps"] = fmt(dec_med("runs", mode, lambda x: x["pgbench"]["tps"]))
     f["decoding.hold_s"] = fmt(dec.get("hold_s"), 0)
     c["decoding_run"] = bool(dec.get("runs", {}).get("logical_message"))
+    relay_held = dec_med("held", "relay", lambda x: x["latency"]["p99_ms"])
+    c["relay_held_missed"] = relay_held is not None and relay_held >= GOAL_DELIVERY_P99_MS
 
     # Counters: the accept's writes against the bare floor's.
     cnt = s.get("counters", {}).get("runs", {})
