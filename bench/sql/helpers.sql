@@ -41,23 +41,21 @@ GRANT USAGE ON SCHEMA bench TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION bench.uid(text, bigint) TO authenticated, service_role;
 
 -- emit_event_message: the broadcast as a transactional logical decoding message instead of
--- a NOTIFY (section decoding, delivery mode logical_message): the same ids-only payload as
--- autodoctor._notify_event, read from the WAL by bench/autodoctor_bench/logical_relay.py.
--- Attached only for that mode's runs (config.DECODING_MODES).
-CREATE FUNCTION bench.emit_event_message() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = ''
-AS $$
+-- a NOTIFY (section decoding, delivery mode logical_message), read from the WAL by
+-- bench/autodoctor_bench/logical_relay.py. Made from the package's own trigger function
+-- autodoctor._notify_event, with pg_notify replaced, so the payload is the same by
+-- construction. Attached only for that mode's runs (config.DECODING_MODES).
+DO $$
+DECLARE
+    def text := pg_get_functiondef('autodoctor._notify_event()'::regprocedure);
 BEGIN
-    PERFORM pg_catalog.pg_logical_emit_message(true, 'autodoctor', pg_catalog.json_build_object(
-        'event_id', NEW.id,
-        'event', NEW.event,
-        'request_id', NEW.request_id,
-        'session_id', NEW.session_id,
-        'session_type', NEW.session_type,
-        'plan_code', NEW.plan_code,
-        'at', NEW.at
-    )::text);
-    RETURN NULL;
+    def := replace(def, 'autodoctor._notify_event()', 'bench.emit_event_message()');
+    def := replace(def, 'pg_catalog.pg_notify(''autodoctor'',',
+                   'pg_catalog.pg_logical_emit_message(true, ''autodoctor'',');
+    IF position('pg_logical_emit_message' IN def) = 0
+       OR position('bench.emit_event_message()' IN def) = 0 THEN
+        RAISE EXCEPTION 'autodoctor._notify_event changed shape: %', def;
+    END IF;
+    EXECUTE def;
 END
 $$;
