@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from . import cluster, notify_latency
-from .config import DECODING_MODES, DELIVERY_MODES, GOAL_DELIVERY_P99_MS
+from .config import DECODING_MODES, DELIVERY_MODES, GOAL_DELIVERY_P99_MS, mode_by_name
 from .stats import fmt, fspread, log, med
 
 if TYPE_CHECKING:
@@ -16,16 +16,17 @@ if TYPE_CHECKING:
 
 #: The package's delivering modes, then the WAL-reading relays.
 PACKAGE_MODES = [m.name for m in DELIVERY_MODES if m.delivers]
-MODES = [m for m in DELIVERY_MODES if m.delivers] + DECODING_MODES
+MODES = [mode_by_name(n) for n in PACKAGE_MODES] + DECODING_MODES
 
 #: What each needs from the server and beside it.
+_WAL_RELAY_NEEDS = (
+    "wal_level = logical, a replication slot, a REPLICATION role, wal2json installed (and "
+    "allowed, where the server lists output plugins), a running relay"
+)
 NEEDS = {
     "in_transaction": "nothing (any wal_level, no process)",
     "relay": "a running relay (`autodoctor-db worker` or a driver follower)",
-    "logical_message": "wal_level = logical, a replication slot, a REPLICATION role, "
-    "wal2json installed (and allowed, where the server lists output plugins), a running relay",
-    "logical_rows": "wal_level = logical, a replication slot, a REPLICATION role, "
-    "wal2json installed (and allowed, where the server lists output plugins), a running relay",
+    **{m.name: _WAL_RELAY_NEEDS for m in DECODING_MODES},
 }
 
 
@@ -49,13 +50,13 @@ def measure(h: Harness) -> dict[str, Any]:
                 entry = notify_latency.latency_run(h, mode.name, f"r{rep}-decoding-{mode.name}")
                 runs[mode.name].append(entry)
                 log(f"  decoding rep {rep + 1} {mode.name}: "
-                    f"{notify_latency.describe(mode.name, entry)}")  # fmt: skip
+                    f"{notify_latency.describe(entry)}")  # fmt: skip
                 entry = notify_latency.latency_run(
                     h, mode.name, f"r{rep}-decoding-held-{mode.name}", hold_s=hold
                 )
                 held[mode.name].append(entry)
                 log(f"  decoding rep {rep + 1} {mode.name}, writer held {hold:.0f} s: "
-                    f"{notify_latency.describe(mode.name, entry)}")  # fmt: skip
+                    f"{notify_latency.describe(entry)}")  # fmt: skip
     return {
         "runs": runs,
         "held": held,

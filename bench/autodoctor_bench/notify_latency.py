@@ -109,7 +109,7 @@ def latency_run(h: Harness, mode: str, tag: str, hold_s: float = 0.0) -> dict[st
     }
 
 
-def describe(mode: str, entry: dict[str, Any]) -> str:
+def describe(entry: dict[str, Any]) -> str:
     pg, lat = entry["pgbench"], entry["latency"]
     text = f"{pg['tps']:.0f} tps with a listener"
     if lat is None:
@@ -128,7 +128,7 @@ def measure(h: Harness) -> dict[str, Any]:
         for mode in DELIVERY_MODES:
             entry = latency_run(h, mode.name, f"r{rep}-notify-{mode.name}")
             runs[mode.name].append(entry)
-            log(f"  notify rep {rep + 1} {mode.name}: {describe(mode.name, entry)}")
+            log(f"  notify rep {rep + 1} {mode.name}: {describe(entry)}")
     return {"runs": runs, "modes": [asdict(m) for m in DELIVERY_MODES]}
 
 
