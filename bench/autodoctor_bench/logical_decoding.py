@@ -136,6 +136,7 @@ def render(rep: Any) -> str:
         f"the held writer: {', '.join(f'`{n}`' for n in ok) or 'none'}. Latency here is the "
         "NOTIFY's: a listener that reads each event by the payload's ids sees it then. A "
         "follower that reads the log by cursor (`db.events()`) reads only below "
-        "`event_watermark()`, so in every mode it waits for the held writer to end.",
+        "`event_watermark()`, which passes a running transaction that has logged no event "
+        "(tests/python/contract/test_events.py), so the held writer does not delay it either.",
     ]
     return "\n".join(lines)

@@ -27,7 +27,8 @@ def held_writer(
 ) -> None:
     """A transaction of the bench database that holds a transaction id for ``hold_s``
     seconds from ``after_s`` on and writes nothing to the package's tables: a batch job or a
-    migration of the same database, which the package's relay waits for. Notes in
+    migration of the same database, which the package's relay waited for before change
+    ``event_position`` (it logs no event, so the mark now passes it). Notes in
     ``outcome`` how long it held one, or the error."""
     try:
         if stop.wait(after_s):

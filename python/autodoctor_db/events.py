@@ -6,14 +6,16 @@ transaction commits late. Looking at the event's own transaction id is not enoug
 a transaction gets its id at its first write, not when it logs the event, so a lower
 event id can belong to a younger transaction.
 
-The cursor here is a watermark over (transaction id, event id). Each read returns only
-events of transactions older than ``autodoctor.event_watermark()``, the oldest
-transaction of this database still running (transactions of other databases of the
-cluster cannot log here and are not waited for): every one of those has ended, so that
-slice of the log is final and nothing can appear in it later. Delivering it in (txid, id)
-order and moving the cursor to the last event delivered therefore never skips and never
-repeats, across reconnects too. The price: an event is delivered only once every older writing
-transaction has ended, so a long-running writer delays delivery by its own duration.
+The cursor here is a watermark over (position, event id). An event's position
+(``txid``) is its transaction's id or, if later, the newest transaction id that had ended
+when it was logged. Each read returns only events below
+``autodoctor.event_watermark()``, the oldest running transaction that has logged an
+event: that slice of the log is final, and an event logged later by a transaction that
+had logged nothing sorts after it. Delivering it in (txid, id) order and moving the cursor
+to the last event delivered therefore never skips and never repeats, across reconnects
+too. The price: an event is delivered only once every older transaction that has logged
+an event has ended; a transaction that only holds an id (a migration, a batch job, an
+idle session) does not delay delivery.
 NOTIFY is only a wake-up; the log is also polled every ``poll_interval`` seconds, which
 catches an older transaction that ended without notifying and probes the connection. In
 relay mode (``autodoctor.set_notify_mode('relay')``) the writers do not NOTIFY at all:

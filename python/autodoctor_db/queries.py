@@ -148,10 +148,10 @@ EVENTS_AFTER: Final = (
 """
 )
 
-#: The final slice of the log after a (txid, id) cursor: only events of transactions older
-#: than the oldest transaction of this database still running (``event_watermark()``) are
-#: returned. All of those have ended, so no event can later appear below the cursor:
-#: commit-order safe. The mark is read once per statement (an InitPlan).
+#: The final slice of the log after a (txid, id) cursor: only events below the oldest
+#: running transaction that has logged an event (``event_watermark()``) are returned. No
+#: event can later appear below the cursor: commit-order safe. The mark is read once per
+#: statement (an InitPlan).
 EVENTS_FINAL_AFTER: Final = (
     "SELECT"
     + EVENT_COLUMNS

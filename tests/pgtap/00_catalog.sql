@@ -6,7 +6,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(265);
+SELECT plan(271);
 \ir helpers.psql
 
 -- ---------------------------------------------------------------------------------------
@@ -415,6 +415,10 @@ SELECT isnt_definer('autodoctor', '_log_event',
     ARRAY['text', 'uuid', 'uuid', 'uuid', 'text', 'text', 'autodoctor.session_type', 'text', 'jsonb'],
     '_log_event should not be SECURITY DEFINER');
 SELECT isnt_definer('autodoctor', '_notify_event', ARRAY[]::name[], '_notify_event should not be SECURITY DEFINER');
+SELECT isnt_definer('autodoctor', '_event_position', ARRAY[]::name[],
+    '_event_position should not be SECURITY DEFINER (only the package''s own functions log events)');
+SELECT col_default_is('autodoctor', 'session_events', 'txid', 'autodoctor._event_position()',
+    'session_events.txid should default to the event''s position, _event_position()');
 SELECT isnt_definer('autodoctor', '_forbid_event_change', ARRAY[]::name[],
     '_forbid_event_change should not be SECURITY DEFINER');
 SELECT is_empty(
@@ -427,8 +431,8 @@ SELECT is_empty(
     $$SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
         JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
        WHERE n.nspname = 'autodoctor' AND p.proname NOT LIKE '\_%' AND NOT p.prosecdef
-         -- The one exception: it reads only what every role may read (pg_stat_activity's
-         -- backend_xid and datid, pg_prepared_xacts) and writes nothing.
+         -- The one exception: it reads only what every role may read (pg_locks,
+         -- pg_prepared_xacts) and writes nothing.
          AND p.proname <> 'event_watermark'$$,
     'every contract function (no leading underscore) should be SECURITY DEFINER');
 SELECT is_empty(
@@ -459,6 +463,7 @@ SELECT function_privs_are('autodoctor', f.name, f.args, r.role,
           ('_log_event', ARRAY['text', 'uuid', 'uuid', 'uuid', 'text', 'text', 'autodoctor.session_type', 'text', 'jsonb'], NULL),
           ('_handle_new_user', ARRAY[]::name[], NULL),
           ('_notify_event', ARRAY[]::name[], NULL),
+          ('_event_position', ARRAY[]::name[], NULL),
           ('_forbid_event_change', ARRAY[]::name[], NULL)
        ) AS f(name, args, grantee)
  CROSS JOIN unnest(ARRAY['authenticated', 'service_role', 'anon', 'public']::name[]) AS r(role)

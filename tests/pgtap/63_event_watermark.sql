@@ -1,15 +1,15 @@
--- event_watermark: the transaction id below which session_events is final, for every
+-- event_watermark: the position below which session_events is final, for every
 -- follower: the service role (the relay, a back end's follower of the whole log) and
 -- signed-in users (their own follower). It runs as its caller. The part that needs other sessions (a
--- writer of another database is not waited for, one of this database is) is tested with
+-- running transaction that has logged nothing is passed, one that has logged an event is not) is tested with
 -- real connections in tests/python/contract/test_events.py; here: the catalog, the grants,
 -- and that the value lies within the caller's snapshot and never above a running
--- transaction of this database (this test's own transaction is one, for other sessions).
+-- transaction that has logged an event.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap SCHEMA extensions;
 SET LOCAL search_path = extensions, public;
 
-SELECT plan(11);
+SELECT plan(12);
 \ir helpers.psql
 
 SELECT has_function('autodoctor', 'event_watermark', ARRAY[]::name[], 'event_watermark() should exist');
@@ -42,13 +42,17 @@ SELECT ok(autodoctor.event_watermark() BETWEEN pg_snapshot_xmin(pg_current_snaps
 SELECT pg_temp.logout();
 
 -- This transaction holds a transaction id now (new_user wrote): to itself it is not
--- running, so the mark may pass it; what it must never pass is an xid of this database
--- that its snapshot lists as running.
+-- running, so the mark may pass it; what it must never pass is an xid that its snapshot
+-- lists as running and whose backend has logged an event (holds ROW EXCLUSIVE on the log).
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_snapshot_xip(pg_current_snapshot()) AS x (xid)
-                       JOIN pg_stat_activity a ON a.backend_xid = x.xid::xid
-                      WHERE a.datname = current_database()
-                        AND x.xid < autodoctor.event_watermark()),
-    'it should never lie above a running transaction of this database');
+                       JOIN pg_locks t ON t.locktype = 'transactionid' AND t.transactionid = x.xid::xid
+                       JOIN pg_locks r ON r.pid = t.pid AND r.locktype = 'relation'
+                                      AND r.relation = 'autodoctor.session_events'::regclass
+                                      AND r.mode = 'RowExclusiveLock'
+                      WHERE x.xid < autodoctor.event_watermark()),
+    'it should never lie above a running transaction that has logged an event');
+SELECT ok(autodoctor.event_watermark() <= pg_snapshot_xmax(pg_current_snapshot()),
+    'it should never lie above the snapshot''s xmax');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -140,31 +140,84 @@ def test_a_writer_in_another_database_does_not_hold_back_followers(
         unrelated.rollback()
 
 
-def test_a_writer_of_this_database_holding_a_transaction_id_still_holds_back(
-    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+def _create_request_in(
+    conn: psycopg.Connection[Any], user: uuid.UUID
+) -> tuple[uuid.UUID, tuple[int, int]]:
+    """Creates a request as user inside conn's open transaction; returns its id and the
+    place of the event it logged in the log, (txid, id)."""
+    conn.execute(
+        "SELECT set_config('role', 'authenticated', true),"
+        " set_config('request.jwt.claims', %s, true)",
+        (json.dumps({"role": "authenticated", "sub": str(user)}),),
+    )
+    row = conn.execute(
+        "SELECT id FROM autodoctor.create_session_request('chat', 'free')"
+    ).fetchone()
+    assert row is not None
+    conn.execute("RESET role")
+    pos = conn.execute(
+        "SELECT txid::text::bigint, id FROM autodoctor.session_events WHERE request_id = %s",
+        (row[0],),
+    ).fetchone()
+    assert pos is not None
+    return row[0], (int(pos[0]), int(pos[1]))
+
+
+@pytest.mark.parametrize("isolation", ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"])
+def test_a_writer_of_this_database_that_has_logged_nothing_does_not_hold_back(
+    db: ad.Database,
+    dsn: str,
+    make_user: Callable[..., uuid.UUID],
+    follow: Callable[..., Follower],
+    isolation: str,
 ) -> None:
-    """An open transaction of this database may still log an event under its older id, so
-    later events wait for it, and its own event is delivered first once it commits."""
+    """A running transaction of this database that holds a transaction id but has logged
+    no event (a data migration, a batch job, a caller that wrote first) is passed: later
+    events are delivered while it stays open. When it does log an event afterwards, the
+    event is positioned after everything already delivered, so the follower still gets it
+    (under its own id, as before 0.2, it would land behind the follower's cursor and be
+    skipped). In REPEATABLE READ and SERIALIZABLE the transaction's snapshot is older than
+    the event, so the position cannot come from it."""
     customer, other = make_user(), make_user()
     f = follow(0)
     with psycopg.connect(dsn) as older:
-        _hold_a_transaction_id(older)
+        older.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
+        older.execute("SELECT count(*) FROM autodoctor.plans").fetchone()  # its snapshot
+        older_xid = _hold_a_transaction_id(older)
+        with db.as_user(customer) as u:
+            later = u.create_session_request("chat", "free")
+        f.wait_for(1, timeout=10)
+        assert [e.request_id for e in f.events] == [later.id]
+        delivered = f.events[0].cursor
+        assert delivered is not None and delivered.txid > older_xid
+        # The control: the snapshot's xmin is still held at the open transaction.
+        assert _snapshot_xmin(dsn) <= older_xid
+        late_request, late_place = _create_request_in(older, other)
+        assert late_place > (delivered.txid, delivered.id), (
+            "logged late at or before an event already delivered: a follower skips it"
+        )
+        older.commit()
+    f.wait_for(2, timeout=10)
+    assert [e.request_id for e in f.events] == [later.id, late_request]
+
+
+def test_a_writer_that_has_logged_an_event_holds_back_later_ones(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    """A running transaction that has logged an event may commit it at any time, so
+    events positioned after it wait for it, and its own event is delivered first once it
+    commits: the log is delivered in (txid, id) order, never with a gap."""
+    customer, other = make_user(), make_user()
+    f = follow(0)
+    with psycopg.connect(dsn) as older:
+        first, _ = _create_request_in(older, other)
         with db.as_user(customer) as u:
             later = u.create_session_request("chat", "free")
         time.sleep(0.5)
-        assert f.events == [], "delivered past a running writer of this database"
-        older.execute(
-            "SELECT set_config('role', 'authenticated', true),"
-            " set_config('request.jwt.claims', %s, true)",
-            (json.dumps({"role": "authenticated", "sub": str(other)}),),
-        )
-        row = older.execute(
-            "SELECT id FROM autodoctor.create_session_request('chat', 'free')"
-        ).fetchone()
-        assert row is not None
+        assert f.events == [], "delivered past a running transaction that has logged an event"
         older.commit()
     f.wait_for(2)
-    assert [e.request_id for e in f.events] == [row[0], later.id]
+    assert [e.request_id for e in f.events] == [first, later.id]
 
 
 def test_an_idle_relay_only_reads(
