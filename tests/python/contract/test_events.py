@@ -220,6 +220,177 @@ def test_a_writer_that_has_logged_an_event_holds_back_later_ones(
     assert [e.request_id for e in f.events] == [first, later.id]
 
 
+def test_an_event_logged_late_at_the_marks_last_position_is_not_skipped(
+    dsn: str, make_user: Callable[..., uuid.UUID]
+) -> None:
+    """Two transactions hold ids and log nothing, a later one ends, so the mark passes both
+    (to the snapshot's xmax); then both log an event, the younger first, and nothing else
+    ends meanwhile: both events sit at the mark's last position (the newest ended id, above
+    both their ids), ordered by id. The older
+    commits first. A reader that took the mark in a statement of its own would now read the
+    older's event and move its cursor past the younger's, which commits later: skipped. The
+    package's read takes the mark in its own statement: it waits for the younger (it has
+    logged an event), then returns both, in (txid, id) order."""
+    users = [make_user(), make_user()]
+    for _ in range(5):
+        with (
+            psycopg.connect(dsn) as older,
+            psycopg.connect(dsn) as younger,
+            psycopg.connect(dsn, autocommit=True) as reader,
+        ):
+            _hold_a_transaction_id(older)
+            _hold_a_transaction_id(younger)
+            reader.execute("SELECT pg_current_xact_id()")  # a later transaction ends
+            row = reader.execute("SELECT autodoctor.event_watermark()::text::bigint").fetchone()
+            assert row is not None
+            mark = int(row[0])
+            young_req, young = _create_request_in(younger, users[1])
+            old_req, old = _create_request_in(older, users[0])
+            older.commit()
+            if not old[0] == young[0] == mark - 1:  # something else ended meanwhile: again
+                younger.rollback()
+                continue
+            assert young < old
+            mine = {young_req, old_req}
+            stale = [
+                (int(r[0]), int(r[1]))
+                for r in reader.execute(
+                    "SELECT txid::text::bigint, id, request_id FROM autodoctor.session_events"
+                    " WHERE txid < %s::text::xid8 ORDER BY txid, id",
+                    (str(mark),),
+                )
+                if r[2] in mine
+            ]
+            assert stale == [old], "the scenario: a stale mark shows the older's event only"
+
+            def read(mine: set[uuid.UUID] = mine) -> list[tuple[int, int]]:
+                return [
+                    (int(r[0]), int(r[1]))
+                    for r in reader.execute(
+                        "SELECT e.txid::text::bigint, e.id, e.request_id"
+                        " FROM autodoctor.session_events e"
+                        " WHERE e.txid < (SELECT autodoctor.event_watermark())"
+                        " ORDER BY e.txid, e.id"
+                    )
+                    if r[2] in mine
+                ]
+
+            assert read() == [], "read past a transaction that has logged an event"
+            younger.commit()
+            assert read() == [young, old]
+            return
+    pytest.fail("5 attempts, and each time another transaction ended between the steps")
+
+
+def test_followers_and_the_relay_deliver_every_committed_event_once_while_writers_log_late(
+    db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID], follow: Callable[..., Follower]
+) -> None:
+    """Bounded stress, with real connections: prompt writers, and late writers that take a
+    transaction id first (in READ COMMITTED, REPEATABLE READ or SERIALIZABLE), wait, then
+    log an event or not and commit or roll back, all at once for 3 s, in relay mode with the
+    relay polling every few milliseconds. A cursor follower and a plain LISTEN client both
+    end with exactly the committed events, each once; the LISTEN client in (txid, id) order."""
+    customers = [make_user() for _ in range(6)]
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("UPDATE autodoctor.settings SET max_pending_requests = 1000")
+    with db.as_service() as svc:
+        svc.set_notify_mode("relay")
+    f = follow(0)
+    stop_writers, stop_all = threading.Event(), threading.Event()
+    errors_seen: list[BaseException] = []
+    heard: list[int] = []
+
+    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # reported by the test
+                errors_seen.append(exc)
+
+        return run
+
+    def prompt(customer: uuid.UUID) -> Callable[[], None]:
+        def write() -> None:
+            while not stop_writers.is_set():
+                with db.as_user(customer) as u:
+                    u.create_session_request("chat", "free")
+
+        return write
+
+    def late(customer: uuid.UUID, seed: int) -> Callable[[], None]:
+        levels = ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
+
+        def write() -> None:
+            n = seed
+            with psycopg.connect(dsn) as conn:
+                while not stop_writers.is_set():
+                    n += 1
+                    conn.execute(f"SET TRANSACTION ISOLATION LEVEL {levels[n % 3]}")
+                    _hold_a_transaction_id(conn)
+                    time.sleep((n % 5) * 0.01)
+                    try:
+                        if n % 4:
+                            _create_request_in(conn, customer)
+                        if n % 7 == 0:
+                            conn.rollback()
+                        else:
+                            conn.commit()
+                    except psycopg.errors.SerializationFailure:
+                        conn.rollback()
+
+        return write
+
+    def relay() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while not stop_all.is_set():
+                conn.execute("SELECT autodoctor.relay_events()")
+                time.sleep(0.005)
+
+    def listen() -> None:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("LISTEN autodoctor")
+            while not stop_all.is_set():
+                for note in conn.notifies(timeout=0.2, stop_after=100):
+                    heard.append(int(json.loads(note.payload)["event_id"]))
+
+    listener = threading.Thread(target=guarded(listen))
+    listener.start()
+    time.sleep(0.2)
+    writers = [threading.Thread(target=guarded(prompt(c))) for c in customers[:3]]
+    writers += [threading.Thread(target=guarded(late(c, i))) for i, c in enumerate(customers[3:])]
+    relayer = threading.Thread(target=guarded(relay))
+    for t in [*writers, relayer]:
+        t.start()
+    time.sleep(3)
+    stop_writers.set()
+    for t in writers:
+        t.join(30)
+    expected = _logged_ids(dsn)
+    f.wait_for(len(expected), timeout=30)
+    deadline = time.monotonic() + 30
+    while len(heard) < len(expected) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # anything announced twice arrives too
+    stop_all.set()
+    relayer.join(30)
+    listener.join(30)
+    assert not errors_seen, errors_seen
+    assert len(expected) > 50, "the writers barely wrote: the test proved nothing"
+    assert len(f.ids()) == len(set(f.ids())), "the follower yielded an event twice"
+    assert sorted(f.ids()) == expected
+    assert len(heard) == len(set(heard)), "the relay announced an event twice"
+    assert sorted(heard) == expected
+    with psycopg.connect(dsn) as conn:
+        order = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM autodoctor.session_events WHERE id = ANY(%s) ORDER BY txid, id",
+                (heard,),
+            )
+        ]
+    assert heard == order, "the relay announced out of (txid, id) order"
+
+
 def test_an_idle_relay_only_reads(
     db: ad.Database, dsn: str, make_user: Callable[..., uuid.UUID]
 ) -> None:
