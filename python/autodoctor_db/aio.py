@@ -271,7 +271,11 @@ class AsyncCaller:
 
     @maps_errors_async
     async def event_watermark(self) -> int:
-        """The transaction id below which the event log is final (see ``db.events``)."""
+        """The current event mark, for monitoring (how far followers can read).
+
+        To read the log, use ``db.events`` or read below the mark in the same statement
+        (``docs/functions.md``): a mark taken in a statement of its own and used in a later
+        one can skip an event logged late at its last position."""
         return await self._run(calls.event_watermark())
 
     @maps_errors_async

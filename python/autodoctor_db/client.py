@@ -269,7 +269,11 @@ class Caller:
 
     @maps_errors
     def event_watermark(self) -> int:
-        """The transaction id below which the event log is final (see ``db.events``)."""
+        """The current event mark, for monitoring (how far followers can read).
+
+        To read the log, use ``db.events`` or read below the mark in the same statement
+        (``docs/functions.md``): a mark taken in a statement of its own and used in a later
+        one can skip an event logged late at its last position."""
         return self._run(calls.event_watermark())
 
     @maps_errors

@@ -10,8 +10,9 @@ The cursor here is a watermark over (position, event id). An event's position
 (``txid``) is its transaction's id or, if later, the newest transaction id that had ended
 when it was logged. Each read returns only events below
 ``autodoctor.event_watermark()``, the oldest running transaction that has logged an
-event: that slice of the log is final, and an event logged later by a transaction that
-had logged nothing sorts after it. Delivering it in (txid, id) order and moving the cursor
+event, taken in the same statement: every event that statement does not see, committed
+later, sorts after what it returns, including an event logged later by a transaction the
+mark passed. Delivering it in (txid, id) order and moving the cursor
 to the last event delivered therefore never skips and never repeats, across reconnects
 too. The price: an event is delivered only once every older transaction that has logged
 an event has ended; a transaction that only holds an id (a migration, a batch job, an

@@ -314,7 +314,7 @@ RELAY_EVENTS: Final = "SELECT autodoctor.relay_events() AS n"  # default batch o
 #: The new-request e-mail fan-out of up to batch_size requests; how many it fanned out.
 FAN_OUT_NEW_REQUESTS: Final = "SELECT autodoctor.fan_out_new_requests(batch_size => %(batch_size)s)"
 
-#: The transaction id below which the event log is final, as a Python int.
+#: The current event mark (``event_watermark()``), as a Python int.
 EVENT_WATERMARK: Final = "SELECT autodoctor.event_watermark()::text::bigint"
 
 #: Whether the current role may run relay_events() (the service role may).
