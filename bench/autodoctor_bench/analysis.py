@@ -168,6 +168,13 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
     )
     f["peer.ratio"] = fmt(pr_ratio, 2)
     c["peer_missed"] = pr_ratio is not None and pr_ratio < GOAL_VS_PEER
+    relay_pairs = peer.get("runs", {}).get("ours_relay", []) if peer.get("available") else []
+    pr_relay = ratio(
+        [x["ops_per_s"] for x in relay_pairs],
+        [x["ops_per_s"] for x in peer.get("runs", {}).get("procrastinate", [])],
+    )
+    f["peer.relay_ratio"] = fmt(pr_relay, 2)
+    c["peer_relay_run"] = pr_relay is not None
 
     # Item 3: the driver against the client-side flow.
     py = s.get("python", {}).get("runs", {})
