@@ -174,7 +174,11 @@ def figures(rep: Report) -> tuple[dict[str, str], dict[str, bool]]:
         [x["ops_per_s"] for x in peer.get("runs", {}).get("procrastinate", [])],
     )
     f["peer.relay_ratio"] = fmt(pr_relay, 2)
-    c["peer_relay_run"] = pr_relay is not None
+    # Does relay mode (no NOTIFY in the writers) lift the pairs clearly (10 %)?
+    helps = pr_relay is not None and pr_ratio is not None and pr_relay > pr_ratio * 1.1
+    c["peer_relay_helps"] = helps
+    c["peer_relay_no_help"] = pr_relay is not None and not helps
+    c["peer_no_relay_run"] = pr_relay is None
 
     # Item 3: the driver against the client-side flow.
     py = s.get("python", {}).get("runs", {})
