@@ -11,8 +11,8 @@ BEGIN;
 -- and calls the package later). It is taken while the insert holds its ROW EXCLUSIVE lock
 -- on session_events, which the transaction keeps until it ends, and it is what lets
 -- event_watermark() (below) pass a running transaction that has logged nothing: whatever
--- that transaction logs later is positioned at or after every mark computed before, and
--- (the same position) after every event already read there, by id. Once the writer
+-- that transaction logs later is positioned no lower than the last position below any mark
+-- computed before, and at that position after every event already read there, by id. Once the writer
 -- commits, the newest ended id is at least its position, so the mark passes the event
 -- without waiting for any other transaction. The positions of one transaction's events
 -- never decrease, and (txid, id) orders the log as before.
@@ -182,17 +182,25 @@ BEGIN
                              AND l.granted
                              AND l.pid IS NOT NULL
                              AND NOT EXISTS (SELECT 1 FROM logging g WHERE g.pid = l.pid));
-    -- 2. After that read: passed only if still running, and not being prepared.
-    SELECT pg_catalog.array_agg(c.xid) INTO v_passed
-      FROM pg_catalog.unnest(v_candidates) AS c (xid)
-     WHERE pg_catalog.pg_xact_status(c.xid) = 'in progress'
-       AND c.xid::xid NOT IN (SELECT p.transaction FROM pg_catalog.pg_prepared_xacts p);
+    -- 2. After that read: a candidate is passed only if still running and not being
+    -- prepared; a prepared transaction of another database is passed too.
+    WITH prepared AS MATERIALIZED (
+        SELECT p.transaction, p.database = pg_catalog.current_database() AS here
+          FROM pg_catalog.pg_prepared_xacts p
+    )
+    SELECT pg_catalog.array_agg(x.xid) INTO v_passed
+      FROM (SELECT c.xid
+              FROM pg_catalog.unnest(v_candidates) AS c (xid)
+             WHERE pg_catalog.pg_xact_status(c.xid) = 'in progress'
+               AND c.xid::xid NOT IN (SELECT p.transaction FROM prepared p)
+            UNION ALL
+            SELECT r.xid
+              FROM pg_catalog.pg_snapshot_xip(v_snap) AS r (xid)
+              JOIN prepared p ON p.transaction = r.xid::xid AND NOT p.here) AS x;
     RETURN COALESCE(
         (SELECT min(r.xid)
            FROM pg_catalog.pg_snapshot_xip(v_snap) AS r (xid)
-          WHERE r.xid <> ALL (COALESCE(v_passed, '{}'::xid8[]))
-            AND r.xid::xid NOT IN (SELECT p.transaction FROM pg_catalog.pg_prepared_xacts p
-                                    WHERE p.database <> pg_catalog.current_database())),
+          WHERE r.xid <> ALL (COALESCE(v_passed, '{}'::xid8[]))),
         pg_catalog.pg_snapshot_xmax(v_snap));
 END
 $$;

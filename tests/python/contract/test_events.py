@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from autodoctor_db import errors
 from psycopg.conninfo import make_conninfo
-from support import Follower
+from support import Follower, act_as
 
 
 @pytest.fixture
@@ -145,11 +145,7 @@ def _create_request_in(
 ) -> tuple[uuid.UUID, tuple[int, int]]:
     """Creates a request as user inside conn's open transaction; returns its id and the
     place of the event it logged in the log, (txid, id)."""
-    conn.execute(
-        "SELECT set_config('role', 'authenticated', true),"
-        " set_config('request.jwt.claims', %s, true)",
-        (json.dumps({"role": "authenticated", "sub": str(user)}),),
-    )
+    act_as(conn, "authenticated", user)
     row = conn.execute(
         "SELECT id FROM autodoctor.create_session_request('chat', 'free')"
     ).fetchone()
